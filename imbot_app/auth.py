@@ -1,0 +1,183 @@
+"""Is this event really from Bitrix24, for a portal that installed us?
+
+Bitrix24 signs nothing.  What it does is send ``auth[application_token]``, a secret per portal
+and application, with every event; the first time with ONAPPINSTALL, together with an access
+token.  So: a new portal's install is checked by asking the OAuth server (``app.info``) whom
+the install's access token belongs to; every later event must carry the stored application
+token, compared in constant time.
+
+:func:`authenticate` returns what the store needs to know; it writes nothing.  Failures raise
+:class:`AuthenticationFailed` whose ``reason`` is logged (never the tokens) while the client
+gets a generic 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from . import events as ev
+from .conf import imbot_settings
+from .models import Portal
+from .serializers import Envelope
+
+logger = logging.getLogger("imbot_app.auth")
+
+
+class AuthenticationFailed(Exception):
+    """The event cannot be trusted; ``reason`` says why, for the log only."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class InstallInfo:
+    """What ``app.info`` confirmed about an installation."""
+
+    member_id: str
+    client_id: str
+    domain: str
+    client_endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """The outcome of a successful check.
+
+    ``portal`` is ``None`` for the first install of a new portal; ``verified`` is set when
+    ``app.info`` vouched for the event's tokens (install, or an update with a new token).
+    """
+
+    portal: Portal | None
+    verified: InstallInfo | None = None
+
+
+def tokens_match(stored: str, given: str) -> bool:
+    """Compare two application tokens in constant time; empty never matches."""
+    if not stored or not given:
+        return False
+    return hmac.compare_digest(stored.encode("utf-8"), given.encode("utf-8"))
+
+
+def _normalise_endpoint(url: str) -> str:
+    return url.strip().rstrip("/").lower() + "/"
+
+
+def _session() -> requests.Session:
+    # One session per process: connection reuse to the OAuth server.
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = requests.Session()
+    return _SESSION
+
+
+_SESSION: requests.Session | None = None
+
+
+def verify_install(auth: ev.AuthBlock) -> InstallInfo:
+    """Ask the OAuth server whom ``auth.access_token`` belongs to, and check it is us.
+
+    The server must be one of ``IMBOT_OAUTH_SERVERS``: the payload names it, so an attacker
+    would otherwise pick a server that vouches for anything.
+    """
+    allowed = {_normalise_endpoint(u) for u in imbot_settings.OAUTH_SERVERS}
+    server = _normalise_endpoint(auth.server_endpoint) if auth.server_endpoint else ""
+    if server not in allowed:
+        raise AuthenticationFailed(
+            f"install names server_endpoint {auth.server_endpoint!r}, "
+            "which is not in IMBOT_OAUTH_SERVERS"
+        )
+    if not auth.access_token:
+        raise AuthenticationFailed("install carries no access_token to verify")
+    client_id = imbot_settings.CLIENT_ID
+    if not client_id:
+        raise AuthenticationFailed(
+            "IMBOT_CLIENT_ID is not set, so the install cannot be verified "
+            "(set it, or set IMBOT_VERIFY_INSTALL=False)"
+        )
+    try:
+        response = _session().post(
+            server + "app.info",
+            data={"auth": auth.access_token},
+            timeout=imbot_settings.HTTP_TIMEOUT,
+        )
+        body: Any = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise AuthenticationFailed(
+            f"could not verify the install with {server}: {type(exc).__name__}"
+        ) from None
+    if not isinstance(body, dict) or "result" not in body:
+        error = body.get("error", "") if isinstance(body, dict) else ""
+        raise AuthenticationFailed(
+            f"app.info refused the install's access token "
+            f"(HTTP {response.status_code} {error})".strip()
+        )
+    result = body["result"] if isinstance(body["result"], dict) else {}
+    install = result.get("install") if isinstance(result.get("install"), dict) else {}
+    info = InstallInfo(
+        member_id=str(install.get("member_id", "")),
+        client_id=str(result.get("client_id", "")),
+        domain=str(install.get("domain", "")),
+        client_endpoint=str(install.get("client_endpoint", "")),
+    )
+    if not tokens_match(info.member_id, auth.member_id):
+        raise AuthenticationFailed(
+            f"app.info says the token belongs to member_id {info.member_id!r}, "
+            f"not {auth.member_id!r}"
+        )
+    if not tokens_match(info.client_id, client_id):
+        raise AuthenticationFailed(
+            f"app.info says the token belongs to client_id {info.client_id!r}, "
+            "not IMBOT_CLIENT_ID"
+        )
+    return info
+
+
+def authenticate(envelope: Envelope) -> Authenticated:
+    """Decide whether to trust the event; raises :class:`AuthenticationFailed` if not."""
+    auth = envelope.auth
+    if not auth.member_id:
+        raise AuthenticationFailed("no auth[member_id]")
+    if not auth.application_token:
+        raise AuthenticationFailed("no auth[application_token]")
+    portal = Portal.objects.filter(member_id=auth.member_id).first()
+    name = envelope.name
+
+    if name == ev.APP_INSTALL:
+        return _authenticate_install(portal, auth)
+    if portal is None:
+        raise AuthenticationFailed(f"unknown portal member_id={auth.member_id}")
+    if tokens_match(portal.application_token, auth.application_token):
+        if portal.status == Portal.Status.UNINSTALLED:
+            raise AuthenticationFailed(f"portal {auth.member_id} is uninstalled")
+        return Authenticated(portal=portal)
+    if name == ev.APP_UPDATE and imbot_settings.VERIFY_INSTALL:
+        # An update may bring a new application token; only app.info can vouch for it.
+        return Authenticated(portal=portal, verified=verify_install(auth))
+    raise AuthenticationFailed(
+        f"wrong application_token for portal {auth.member_id} ({name})"
+        if portal.application_token
+        else f"portal {auth.member_id} has no application_token stored ({name})"
+    )
+
+
+def _authenticate_install(portal: Portal | None, auth: ev.AuthBlock) -> Authenticated:
+    if imbot_settings.VERIFY_INSTALL:
+        return Authenticated(portal=portal, verified=verify_install(auth))
+    # Trust on first use, as Bitrix24's own examples do: only for a portal we do not know, or
+    # one that uninstalled us.  A known, installed portal must present its stored token, or a
+    # forged install could take it over.
+    if portal is None or portal.status == Portal.Status.UNINSTALLED:
+        return Authenticated(portal=portal)
+    if tokens_match(portal.application_token, auth.application_token):
+        return Authenticated(portal=portal)
+    raise AuthenticationFailed(
+        f"install for already installed portal {auth.member_id} with a different "
+        "application_token, and IMBOT_VERIFY_INSTALL is off"
+    )

@@ -1,0 +1,45 @@
+"""Every ``IMBOT_*`` setting, with its default, read in one place.
+
+Values are looked up on each access so that ``override_settings`` in tests and settings changed
+at run time are honoured; the lookup is a dict read and costs nothing on the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+DEFAULTS: dict[str, Any] = {
+    # Check an ONAPPINSTALL's access token with app.info before trusting a new portal.
+    "IMBOT_VERIFY_INSTALL": True,
+    # OAuth servers an install may name as auth[server_endpoint]; anything else is refused.
+    "IMBOT_OAUTH_SERVERS": [
+        "https://oauth.bitrix.info/rest/",
+        "https://oauth.bitrix24.tech/rest/",
+    ],
+    # The Bitrix24 application's client id and secret (from the developer console).
+    "IMBOT_CLIENT_ID": "",
+    "IMBOT_CLIENT_SECRET": "",
+    # Request limits for the event endpoint.
+    "IMBOT_MAX_BODY_BYTES": 1024 * 1024,
+    "IMBOT_MAX_FIELDS": 1000,
+    "IMBOT_MAX_DEPTH": 16,
+    # Seconds to wait for the OAuth server when verifying an install.
+    "IMBOT_HTTP_TIMEOUT": 10.0,
+    # META key holding the client address when behind a proxy, e.g. "HTTP_X_FORWARDED_FOR".
+    "IMBOT_CLIENT_IP_HEADER": None,
+}
+
+
+class ImbotSettings:
+    """Attribute access to the ``IMBOT_*`` settings: ``imbot_settings.VERIFY_INSTALL``."""
+
+    def __getattr__(self, name: str) -> Any:
+        key = f"IMBOT_{name}"
+        if key not in DEFAULTS:
+            raise AttributeError(f"unknown imbot_app setting {key}")
+        return getattr(django_settings, key, DEFAULTS[key])
+
+
+imbot_settings = ImbotSettings()

@@ -1,0 +1,549 @@
+"""DRF serializers that turn a decoded body into typed events, with field-level errors.
+
+Two steps, because authentication sits between them: :func:`parse_envelope` checks the parts
+every event shares (``event``, ``event_handler_id``, ``ts``, ``auth``, ``data``) so the endpoint
+can find the portal; :func:`parse_event` then checks ``data`` against what the reference page of
+that event defines and builds the typed event.  Unknown keys are ignored here (they stay in
+the stored payload); unknown events become :class:`~imbot_app.events.GenericEvent`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rest_framework import serializers
+
+from . import events as ev
+
+
+class InvalidPayload(Exception):
+    """The body decoded but does not hold a valid event; ``errors`` says which fields."""
+
+    def __init__(self, errors: Any) -> None:
+        super().__init__("invalid event payload")
+        self.errors = errors
+
+
+# --------------------------------------------------------------------------- fields
+
+
+def _text(**kwargs: Any) -> serializers.CharField:
+    """A string kept exactly as sent: no trimming, blank allowed, optional."""
+    kwargs.setdefault("required", False)
+    kwargs.setdefault("allow_blank", True)
+    return serializers.CharField(trim_whitespace=False, **kwargs)
+
+
+def _int(**kwargs: Any) -> serializers.IntegerField:
+    kwargs.setdefault("required", False)
+    return serializers.IntegerField(**kwargs)
+
+
+def _flag(**kwargs: Any) -> serializers.BooleanField:
+    """Bitrix24's Y/N flags (DRF reads Y/N, 1/0 and true/false)."""
+    kwargs.setdefault("required", False)
+    return serializers.BooleanField(**kwargs)
+
+
+class LenientIntegerField(serializers.Field):
+    """An integer that may be missing or unreadable (``ts``/``expires`` masked in real logs).
+
+    An unreadable value becomes ``None`` rather than an error: the raw value stays in the
+    stored payload, and refusing a real message because of a timestamp would lose it.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> int | None:
+        if isinstance(data, bool):
+            return None
+        try:
+            return int(str(data).strip())
+        except ValueError:
+            return None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class MappingField(serializers.DictField):
+    """A nested mapping (PHP array); empty when absent, as PHP drops empty arrays."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+
+# --------------------------------------------------------------------------- blocks
+
+_AUTH_TEXT = (
+    "member_id",
+    "application_token",
+    "domain",
+    "client_endpoint",
+    "server_endpoint",
+    "access_token",
+    "refresh_token",
+    "scope",
+    "status",
+    "client_id",
+)
+
+
+class AuthSerializer(serializers.Serializer):
+    """An ``auth`` block: every key is optional (tokens are often absent)."""
+
+    member_id = _text(max_length=64)
+    application_token = _text(max_length=255)
+    domain = _text(max_length=255)
+    client_endpoint = _text(max_length=255)
+    server_endpoint = _text(max_length=255)
+    access_token = _text(max_length=255)
+    refresh_token = _text(max_length=255)
+    scope = _text(max_length=1024)
+    status = _text(max_length=4)
+    client_id = _text(max_length=255)
+    user_id = LenientIntegerField()
+    expires = LenientIntegerField()
+
+
+def _timestamp(value: int | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _auth_block(values: Mapping[str, Any]) -> ev.AuthBlock:
+    return ev.AuthBlock(
+        **{key: values.get(key, "") for key in _AUTH_TEXT},
+        user_id=values.get("user_id"),
+        expires=_timestamp(values.get("expires")),
+    )
+
+
+class _TokenEntrySerializer(AuthSerializer):
+    """A ``data[BOT][id]`` or ``data[COMMAND][id]`` entry: auth fields plus an AUTH copy."""
+
+    AUTH = AuthSerializer(required=False)
+
+    def entry_auth(self, values: Mapping[str, Any]) -> ev.AuthBlock | None:
+        merged = dict(values.get("AUTH") or {})
+        merged.update({k: v for k, v in values.items() if k != "AUTH" and v not in ("", None)})
+        if not any(merged.get(k) for k in ("member_id", "application_token", "access_token")):
+            return None
+        return _auth_block(merged)
+
+
+class BotEntrySerializer(_TokenEntrySerializer):
+    BOT_ID = _int()
+    BOT_CODE = _text(max_length=255)
+
+
+class CommandEntrySerializer(_TokenEntrySerializer):
+    COMMAND = serializers.CharField(max_length=255)
+    COMMAND_ID = _int()
+    COMMAND_PARAMS = _text()
+    COMMAND_CONTEXT = _text(max_length=16)
+    MESSAGE_ID = _int()
+    BOT_ID = _int()
+    BOT_CODE = _text(max_length=255)
+
+
+class UserSerializer(serializers.Serializer):
+    """``data[USER]``; the reduced command variant has only ID, names and gender."""
+
+    ID = serializers.IntegerField()
+    NAME = _text(max_length=255)
+    FIRST_NAME = _text(max_length=255)
+    LAST_NAME = _text(max_length=255)
+    WORK_POSITION = _text(max_length=255)
+    GENDER = _text(max_length=1)
+    IS_BOT = _flag()
+    IS_CONNECTOR = _flag()
+    IS_NETWORK = _flag()
+    IS_EXTRANET = _flag()
+
+
+class ChatParamsSerializer(serializers.Serializer):
+    """The chat part of ``data[PARAMS]``; CHAT_* keys are absent in private chats."""
+
+    DIALOG_ID = serializers.CharField(max_length=64)
+    CHAT_TYPE = _text(max_length=2)
+    MESSAGE_TYPE = _text(max_length=2)
+    CHAT_ID = _int()
+    TO_CHAT_ID = _int()
+    CHAT_TITLE = _text(max_length=255)
+    CHAT_ENTITY_TYPE = _text(max_length=64)
+    CHAT_ENTITY_ID = _text(max_length=255)
+    CHAT_USER_COUNT = _int(min_value=0)
+    LANGUAGE = _text(max_length=10)
+
+
+class MessageParamsSerializer(ChatParamsSerializer):
+    """``data[PARAMS]`` of the message events (ONIMBOTMESSAGE*, ONIMCOMMANDADD)."""
+
+    MESSAGE_ID = _int()
+    ID = _int()
+    MESSAGE = _text()
+    MESSAGE_ORIGINAL = _text()
+    FROM_USER_ID = _int()
+    AUTHOR_ID = _int()
+    TO_USER_ID = _int()
+    SYSTEM = _flag()
+    MENTIONED_LIST = MappingField()
+    FILES = MappingField()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("MESSAGE_ID") is None and attrs.get("ID") is None:
+            raise serializers.ValidationError({"MESSAGE_ID": ["This field is required."]})
+        return attrs
+
+
+class JoinParamsSerializer(ChatParamsSerializer):
+    """``data[PARAMS]`` of ONIMBOTJOINCHAT."""
+
+    BOT_ID = _int()
+    USER_ID = _int()
+    FROM_USER_ID = _int()
+    TO_USER_ID = _int()
+    CHAT_AUTHOR_ID = _int()
+    ACCESS_HISTORY = _flag()
+
+
+# --------------------------------------------------------------------------- data per event
+
+
+class _ChatDataSerializer(serializers.Serializer):
+    BOT = serializers.DictField(child=BotEntrySerializer(), required=False)
+    USER = UserSerializer(required=False)
+
+
+class MessageDataSerializer(_ChatDataSerializer):
+    PARAMS = MessageParamsSerializer()
+
+
+class MessageDeleteDataSerializer(MessageDataSerializer):
+    """The group example of ONIMBOTMESSAGEDELETE has no USER block; neither do we require it."""
+
+
+class CommandDataSerializer(serializers.Serializer):
+    COMMAND = serializers.DictField(child=CommandEntrySerializer(), allow_empty=False)
+    PARAMS = MessageParamsSerializer()
+    USER = UserSerializer(required=False)
+
+
+class JoinDataSerializer(_ChatDataSerializer):
+    PARAMS = JoinParamsSerializer()
+
+
+class BotDeleteDataSerializer(serializers.Serializer):
+    BOT_ID = serializers.IntegerField()
+    BOT_CODE = _text(max_length=255)
+
+
+class AppInstallDataSerializer(serializers.Serializer):
+    VERSION = _text(max_length=20)
+    ACTIVE = _flag()
+    INSTALLED = _flag()
+    LANGUAGE_ID = _text(max_length=10)
+
+
+class AppUpdateDataSerializer(serializers.Serializer):
+    VERSION = _text(max_length=20)
+    PREVIOUS_VERSION = _text(max_length=20)
+    LANGUAGE_ID = _text(max_length=10)
+
+
+class AppUninstallDataSerializer(serializers.Serializer):
+    LANGUAGE_ID = _text(max_length=10)
+    CLEAN = _flag()
+
+
+# --------------------------------------------------------------------------- envelope
+
+
+class EnvelopeSerializer(serializers.Serializer):
+    """What every Bitrix24 event carries."""
+
+    event = serializers.CharField(max_length=64)
+    event_handler_id = _int(allow_null=True)
+    ts = LenientIntegerField()
+    auth = AuthSerializer(required=False)
+    data = MappingField(allow_empty=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A validated envelope: enough to authenticate before ``data`` is looked at."""
+
+    name: str
+    handler_id: int | None
+    ts: datetime | None
+    auth: ev.AuthBlock
+    data: dict[str, Any]
+    payload: dict[str, Any]
+
+    @property
+    def is_known(self) -> bool:
+        return self.name in _BUILDERS
+
+
+def parse_envelope(payload: dict[str, Any]) -> Envelope:
+    """Validate the shared envelope; raises :class:`InvalidPayload` with field errors."""
+    serializer = EnvelopeSerializer(data=payload)
+    if not serializer.is_valid():
+        raise InvalidPayload(serializer.errors)
+    values = serializer.validated_data
+    return Envelope(
+        name=values["event"].strip().upper(),
+        handler_id=values.get("event_handler_id"),
+        ts=_timestamp(values.get("ts")),
+        auth=_auth_block(values.get("auth") or {}),
+        data=payload.get("data") or {},
+        payload=payload,
+    )
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _user(values: Mapping[str, Any] | None) -> ev.UserInfo | None:
+    if not values or not values.get("ID"):
+        return None
+    return ev.UserInfo(
+        id=values["ID"],
+        name=values.get("NAME", ""),
+        first_name=values.get("FIRST_NAME", ""),
+        last_name=values.get("LAST_NAME", ""),
+        work_position=values.get("WORK_POSITION", ""),
+        gender=values.get("GENDER", ""),
+        is_bot=bool(values.get("IS_BOT")),
+        is_connector=bool(values.get("IS_CONNECTOR")),
+        is_network=bool(values.get("IS_NETWORK")),
+        is_extranet=bool(values.get("IS_EXTRANET")),
+    )
+
+
+def _bots(values: Mapping[str, Any]) -> tuple[ev.BotRef, ...]:
+    refs = []
+    entry = BotEntrySerializer()
+    for key, bot in (values.get("BOT") or {}).items():
+        bot_id = bot.get("BOT_ID")
+        if bot_id is None:
+            try:
+                bot_id = int(key)
+            except ValueError:
+                continue
+        refs.append(ev.BotRef(bot_id=bot_id, code=bot.get("BOT_CODE", ""), auth=entry.entry_auth(bot)))
+    return tuple(refs)
+
+
+def _chat(params: Mapping[str, Any]) -> ev.ChatInfo:
+    return ev.ChatInfo(
+        dialog_id=params["DIALOG_ID"],
+        type=params.get("CHAT_TYPE") or params.get("MESSAGE_TYPE", ""),
+        chat_id=params.get("CHAT_ID") or params.get("TO_CHAT_ID"),
+        title=params.get("CHAT_TITLE", ""),
+        entity_type=params.get("CHAT_ENTITY_TYPE", ""),
+        entity_id=params.get("CHAT_ENTITY_ID", ""),
+        user_count=params.get("CHAT_USER_COUNT"),
+    )
+
+
+def _mentions(raw: Mapping[str, Any]) -> tuple[int, ...]:
+    ids = []
+    for key in raw:
+        try:
+            ids.append(int(key))
+        except ValueError:
+            continue
+    return tuple(ids)
+
+
+def _message(params: Mapping[str, Any]) -> ev.MessageInfo:
+    text = params.get("MESSAGE", "")
+    message_id = params.get("MESSAGE_ID")
+    return ev.MessageInfo(
+        message_id=params["ID"] if message_id is None else message_id,
+        author_id=params.get("AUTHOR_ID") or params.get("FROM_USER_ID"),
+        text=text,
+        text_original=params.get("MESSAGE_ORIGINAL", text),
+        to_user_id=params.get("TO_USER_ID"),
+        language=params.get("LANGUAGE", ""),
+        mentions=_mentions(params.get("MENTIONED_LIST") or {}),
+        files=dict(params.get("FILES") or {}),
+        is_system=bool(params.get("SYSTEM")),
+    )
+
+
+def _message_event(cls: type[ev.MessageAdd | ev.MessageUpdate | ev.MessageDelete]) -> Builder:
+    def build(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
+        params = values["PARAMS"]
+        return cls(
+            name=env.name,
+            handler_id=env.handler_id,
+            ts=env.ts,
+            auth=env.auth,
+            bot_refs=_bots(values),
+            chat=_chat(params),
+            user=_user(values.get("USER")),
+            message=_message(params),
+        )
+
+    return build
+
+
+def _command_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
+    entry = CommandEntrySerializer()
+    commands = []
+    bots: dict[int, ev.BotRef] = {}
+    params = values["PARAMS"]
+    for key, item in values["COMMAND"].items():
+        command_id = item.get("COMMAND_ID")
+        if command_id is None:
+            try:
+                command_id = int(key)
+            except ValueError:
+                raise InvalidPayload(
+                    {"COMMAND": {key: {"COMMAND_ID": ["A valid integer is required."]}}}
+                ) from None
+        auth = entry.entry_auth(item)
+        bot_id = item.get("BOT_ID")
+        commands.append(
+            ev.CommandRef(
+                command_id=command_id,
+                command=item["COMMAND"],
+                params=item.get("COMMAND_PARAMS", ""),
+                context=item.get("COMMAND_CONTEXT", ""),
+                message_id=item.get("MESSAGE_ID", params.get("MESSAGE_ID")),
+                bot_id=bot_id,
+                bot_code=item.get("BOT_CODE", ""),
+                auth=auth,
+            )
+        )
+        if bot_id is not None and bot_id not in bots:
+            bots[bot_id] = ev.BotRef(bot_id=bot_id, code=item.get("BOT_CODE", ""), auth=auth)
+    return ev.CommandAdd(
+        name=env.name,
+        handler_id=env.handler_id,
+        ts=env.ts,
+        auth=env.auth,
+        bot_refs=tuple(bots.values()),
+        chat=_chat(params),
+        user=_user(values.get("USER")),
+        commands=tuple(commands),
+        message=_message(params),
+    )
+
+
+def _join_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
+    params = values["PARAMS"]
+    bot_refs = _bots(values)
+    bot_id = params.get("BOT_ID")
+    if bot_id is not None and all(b.bot_id != bot_id for b in bot_refs):
+        bot_refs = (*bot_refs, ev.BotRef(bot_id=bot_id, code="", auth=None))
+    return ev.BotJoinChat(
+        name=env.name,
+        handler_id=env.handler_id,
+        ts=env.ts,
+        auth=env.auth,
+        bot_refs=bot_refs,
+        chat=_chat(params),
+        user=_user(values.get("USER")),
+        bot_id=bot_id if bot_id is not None else (bot_refs[0].bot_id if bot_refs else None),
+        access_history=params.get("ACCESS_HISTORY"),
+    )
+
+
+def _bot_delete_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
+    return ev.BotDelete(
+        name=env.name,
+        handler_id=env.handler_id,
+        ts=env.ts,
+        auth=env.auth,
+        bot_id=values["BOT_ID"],
+        bot_code=values.get("BOT_CODE", ""),
+    )
+
+
+def _install_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
+    return ev.AppInstall(
+        name=env.name,
+        handler_id=env.handler_id,
+        ts=env.ts,
+        auth=env.auth,
+        version=values.get("VERSION", ""),
+        active=values.get("ACTIVE"),
+        installed=values.get("INSTALLED"),
+        language=values.get("LANGUAGE_ID", ""),
+    )
+
+
+def _update_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
+    return ev.AppUpdate(
+        name=env.name,
+        handler_id=env.handler_id,
+        ts=env.ts,
+        auth=env.auth,
+        version=values.get("VERSION", ""),
+        previous_version=values.get("PREVIOUS_VERSION", ""),
+        language=values.get("LANGUAGE_ID", ""),
+    )
+
+
+def _uninstall_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
+    return ev.AppUninstall(
+        name=env.name,
+        handler_id=env.handler_id,
+        ts=env.ts,
+        auth=env.auth,
+        language=values.get("LANGUAGE_ID", ""),
+        clean=bool(values.get("CLEAN")),
+    )
+
+
+Builder = Callable[[Envelope, dict[str, Any]], ev.BitrixEvent]
+
+_BUILDERS: dict[str, tuple[type[serializers.Serializer], Builder]] = {
+    ev.MESSAGE_ADD: (MessageDataSerializer, _message_event(ev.MessageAdd)),
+    ev.MESSAGE_UPDATE: (MessageDataSerializer, _message_event(ev.MessageUpdate)),
+    ev.MESSAGE_DELETE: (MessageDeleteDataSerializer, _message_event(ev.MessageDelete)),
+    ev.COMMAND_ADD: (CommandDataSerializer, _command_event),
+    ev.BOT_JOIN_CHAT: (JoinDataSerializer, _join_event),
+    ev.BOT_DELETE: (BotDeleteDataSerializer, _bot_delete_event),
+    ev.APP_INSTALL: (AppInstallDataSerializer, _install_event),
+    ev.APP_UPDATE: (AppUpdateDataSerializer, _update_event),
+    ev.APP_UNINSTALL: (AppUninstallDataSerializer, _uninstall_event),
+}
+
+KNOWN_EVENTS = frozenset(_BUILDERS)
+
+
+def parse_event(envelope: Envelope) -> ev.BitrixEvent:
+    """Validate ``data`` for the envelope's event and build the typed event.
+
+    Raises :class:`InvalidPayload` with DRF's field errors, nested under ``data``.
+    """
+    spec = _BUILDERS.get(envelope.name)
+    if spec is None:
+        return ev.GenericEvent(
+            name=envelope.name,
+            handler_id=envelope.handler_id,
+            ts=envelope.ts,
+            auth=envelope.auth,
+            data=envelope.data,
+        )
+    serializer_class, build = spec
+    serializer = serializer_class(data=envelope.data)
+    if not serializer.is_valid():
+        raise InvalidPayload({"data": serializer.errors})
+    return build(envelope, dict(serializer.validated_data))

@@ -1,0 +1,120 @@
+"""The event endpoint: ``POST /imbot/events/``.
+
+decode (parsers) -> envelope (serializers) -> authenticate (auth) -> validate data
+(serializers) -> store (store) -> 200 ``{"status": "accepted"|"duplicate", "event_id": N}``.
+
+Bad input always gets a 4xx with a JSON body naming the problem; an event that fails
+authentication gets a generic 403 and the reason goes to the log only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.http import HttpRequest
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView, exception_handler
+
+from .auth import AuthenticationFailed, authenticate
+from .conf import imbot_settings
+from .parsers import LimitedJSONParser, PhpFormParser
+from .serializers import InvalidPayload, parse_envelope, parse_event
+from .store import store_event
+
+logger = logging.getLogger("imbot_app.views")
+
+FORBIDDEN_BODY = {"error": "forbidden", "detail": "the event could not be authenticated"}
+
+
+def _error_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, reshaped to ``{"error": code, "detail": ...}``."""
+    response = exception_handler(exc, context)
+    if response is not None and isinstance(exc, APIException):
+        codes = exc.get_codes()
+        response.data = {
+            "error": codes if isinstance(codes, str) else "invalid",
+            "detail": response.data.get("detail", response.data)
+            if isinstance(response.data, dict)
+            else response.data,
+        }
+    return response
+
+
+def client_address(request: HttpRequest) -> str | None:
+    header = imbot_settings.CLIENT_IP_HEADER
+    if header and request.META.get(header):
+        # The last hop is the one our trusted proxy appended.
+        return str(request.META[header]).split(",")[-1].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class EventView(APIView):
+    """Receives every Bitrix24 event for every portal."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    parser_classes = [PhpFormParser, LimitedJSONParser]
+    renderer_classes = [JSONRenderer]
+
+    def get_exception_handler(self) -> Any:
+        return _error_handler
+
+    def post(self, request: Request) -> Response:
+        payload = request.data
+        if not isinstance(payload, dict) or not payload:
+            return self._bad("empty_body", "the body holds no event")
+        if "event" not in payload:
+            return self._bad("missing_event", "the body has no 'event' field")
+        try:
+            envelope = parse_envelope(payload)
+        except InvalidPayload as invalid:
+            return self._bad("invalid_envelope", invalid.errors)
+        try:
+            authenticated = authenticate(envelope)
+        except AuthenticationFailed as failure:
+            logger.warning(
+                "refused %s from %s: %s",
+                envelope.name,
+                client_address(request._request),
+                failure.reason,
+            )
+            return Response(FORBIDDEN_BODY, status=status.HTTP_403_FORBIDDEN)
+        try:
+            event = parse_event(envelope)
+        except InvalidPayload as invalid:
+            return self._store_invalid(request, envelope, authenticated, invalid.errors)
+        result = store_event(envelope, event, authenticated, client_address(request._request))
+        return Response(
+            {
+                "status": "duplicate" if result.duplicate else "accepted",
+                "event_id": result.event.pk,
+            }
+        )
+
+    def _store_invalid(
+        self, request: Request, envelope: Any, authenticated: Any, errors: Any
+    ) -> Response:
+        """Keep an authenticated event whose data is invalid, so nothing is lost, and say why."""
+        body: dict[str, Any] = {"error": "invalid_event", "detail": errors}
+        if authenticated.portal is not None:
+            result = store_event(
+                envelope,
+                None,
+                authenticated,
+                client_address(request._request),
+                invalid_reason=json.dumps(errors, ensure_ascii=False),
+            )
+            body["event_id"] = result.event.pk
+        logger.warning("invalid %s kept as event %s: %s", envelope.name, body.get("event_id"), errors)
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+
+    @staticmethod
+    def _bad(code: str, detail: Any) -> Response:
+        return Response({"error": code, "detail": detail}, status=status.HTTP_400_BAD_REQUEST)

@@ -1,0 +1,314 @@
+"""Bitrix24's wire format: PHP bracket forms and JSON, both ways.
+
+Bitrix24 posts events as ``application/x-www-form-urlencoded`` bodies produced by PHP's
+``http_build_query`` (``data[PARAMS][MESSAGE]=...``).  PHP code reads them with ``parse_str``;
+this module reproduces ``parse_str`` exactly so that a Python bot sees the same nested mapping a
+PHP bot would, with two deliberate differences that make bad input visible instead of silently
+mangled: broken percent-encoding and invalid UTF-8 are errors, and the size, depth and field
+limits raise instead of truncating.
+
+Values stay the strings that were sent.  Mapping keys are always ``str`` (PHP would turn
+``"567"`` into the integer 567; we keep ``"567"`` so bot and command ids stay mapping keys).
+
+The encoder is the other half: ``http_build_query`` as PHP writes it, used by the test kit to
+build events byte for byte the way Bitrix24 sends them.
+
+Nothing here knows about Django or about events.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_FIELDS",
+    "WireError",
+    "decode_form",
+    "decode_json",
+    "encode_form",
+    "php_urlencode",
+]
+
+DEFAULT_MAX_DEPTH = 16
+DEFAULT_MAX_FIELDS = 1000
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)\Z")
+
+
+class WireError(ValueError):
+    """A body that cannot be decoded; ``code`` is a stable machine-readable reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _percent_decode(raw: bytes, what: str) -> str:
+    """``urldecode`` with strict escapes and strict UTF-8."""
+    if b"%" not in raw and b"+" not in raw:
+        decoded = raw
+    else:
+        out = bytearray()
+        i = 0
+        n = len(raw)
+        while i < n:
+            c = raw[i]
+            if c == 0x25:  # '%'
+                if i + 2 < n and raw[i + 1] in _HEX and raw[i + 2] in _HEX:
+                    out.append(int(raw[i + 1 : i + 3], 16))
+                    i += 3
+                    continue
+                raise WireError(
+                    "bad_percent_encoding",
+                    f"broken percent-encoding in {what} at byte {i}: {raw[i : i + 3]!r}",
+                )
+            out.append(0x20 if c == 0x2B else c)  # '+' is a space
+            i += 1
+        decoded = bytes(out)
+    try:
+        return decoded.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WireError("invalid_utf8", f"{what} is not valid UTF-8: {exc.reason}") from None
+
+
+def _split_key(name: str) -> tuple[str, list[str | None]] | None:
+    """Split a PHP variable name into its base and bracket indices, as ``parse_str`` does.
+
+    Returns ``None`` for names PHP ignores (an empty base name).  ``None`` in the index list
+    stands for ``[]`` (append).  Follows ``php_register_variable_ex``: leading spaces are
+    skipped; spaces and dots in the base become ``_``; a ``[`` without its ``]`` is not an
+    index and turns into ``_``; text after the last ``]`` that does not open a new ``[`` is
+    dropped.
+    """
+    name = name.lstrip(" ")
+    bracket = name.find("[")
+    if bracket == -1:
+        base = name.replace(" ", "_").replace(".", "_")
+        return (base, []) if base else None
+    base = name[:bracket].replace(" ", "_").replace(".", "_")
+    if not base:
+        return None
+    indices: list[str | None] = []
+    pos = bracket
+    while True:
+        close = name.find("]", pos + 1)
+        if close == -1:
+            if not indices:
+                # Not an index at all: the '[' and what follows belong to the base name.
+                rest = name[pos + 1 :]
+                for ch in " .[":
+                    rest = rest.replace(ch, "_")
+                return base + "_" + rest, []
+            return base, indices
+        inner = name[pos + 1 : close]
+        indices.append(inner if inner else None)
+        if close + 1 < len(name) and name[close + 1] == "[":
+            pos = close + 1
+            continue
+        return base, indices
+
+
+def _next_index(mapping: dict[str, Any]) -> str:
+    """PHP's next free integer key (``$a[] = ...``), computed over integer-like keys."""
+    best: int | None = None
+    for key in mapping:
+        if _CANONICAL_INT.match(key):
+            value = int(key)
+            if best is None or value > best:
+                best = value
+    return "0" if best is None else str(best + 1)
+
+
+def _assign(root: dict[str, Any], base: str, indices: list[str | None], value: str) -> None:
+    if not indices:
+        root[base] = value
+        return
+    node = root.get(base)
+    if not isinstance(node, dict):
+        node = {}
+        root[base] = node
+    for index in indices[:-1]:
+        key = _next_index(node) if index is None else index
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    last = indices[-1]
+    node[_next_index(node) if last is None else last] = value
+
+
+def decode_form(
+    body: bytes,
+    *,
+    max_fields: int = DEFAULT_MAX_FIELDS,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> dict[str, Any]:
+    """Decode a form body into nested dicts exactly as PHP's ``parse_str`` would.
+
+    Raises :class:`WireError` (and nothing else) for broken percent-encoding, invalid UTF-8,
+    more than ``max_fields`` fields, or brackets nested deeper than ``max_depth``.
+    """
+    if not isinstance(body, bytes | bytearray):
+        raise WireError("bad_body", "the body must be bytes")
+    result: dict[str, Any] = {}
+    fields = 0
+    for piece in bytes(body).split(b"&"):
+        if not piece:
+            continue
+        fields += 1
+        if fields > max_fields:
+            raise WireError("too_many_fields", f"more than {max_fields} fields in the body")
+        raw_key, sep, raw_value = piece.partition(b"=")
+        key = _percent_decode(raw_key, "a field name")
+        value = _percent_decode(raw_value, f"the value of {key[:80]!r}") if sep else ""
+        split = _split_key(key)
+        if split is None:
+            continue
+        base, indices = split
+        if len(indices) + 1 > max_depth:
+            raise WireError(
+                "too_deep", f"field {key[:80]!r} is nested deeper than {max_depth} levels"
+            )
+        _assign(result, base, indices, value)
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise WireError("bad_json", f"{name} is not valid JSON")
+
+
+def _check_json_shape(value: Any, max_fields: int, max_depth: int) -> None:
+    """Walk the decoded document without recursion, counting leaves and depth."""
+    leaves = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Iterator[Any] = iter(node.values())
+        elif isinstance(node, list):
+            children = iter(node)
+        else:
+            leaves += 1
+            if leaves > max_fields:
+                raise WireError("too_many_fields", f"more than {max_fields} fields in the body")
+            continue
+        if depth > max_depth:
+            raise WireError("too_deep", f"the body is nested deeper than {max_depth} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def decode_json(
+    body: bytes,
+    *,
+    max_fields: int = DEFAULT_MAX_FIELDS,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> dict[str, Any]:
+    """Decode a JSON body whose top level is an object, with the same limits as forms."""
+    if not isinstance(body, bytes | bytearray):
+        raise WireError("bad_body", "the body must be bytes")
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WireError("invalid_utf8", f"the body is not valid UTF-8: {exc.reason}") from None
+    # A cheap upper bound first, so a deeply nested document never reaches the recursive parser.
+    if text.count("[") + text.count("{") > max_depth:
+        depth = 0
+        deepest = 0
+        in_string = False
+        escaped = False
+        for ch in text:
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif ch == "\\":
+                    escaped = True
+                elif ch == '"':
+                    in_string = False
+            elif ch == '"':
+                in_string = True
+            elif ch in "[{":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif ch in "]}":
+                depth -= 1
+        if deepest > max_depth:
+            raise WireError("too_deep", f"the body is nested deeper than {max_depth} levels")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except WireError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise WireError("bad_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise WireError("bad_json", "the JSON body must be an object")
+    _check_json_shape(value, max_fields, max_depth)
+    return value
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def php_urlencode(text: str) -> str:
+    """PHP's ``urlencode``: letters, digits and ``-_.`` stay; space is ``+``; the rest is %XX."""
+    out = []
+    for byte in text.encode("utf-8"):
+        if (
+            0x30 <= byte <= 0x39
+            or 0x41 <= byte <= 0x5A
+            or 0x61 <= byte <= 0x7A
+            or byte in (0x2D, 0x5F, 0x2E)
+        ):
+            out.append(chr(byte))
+        elif byte == 0x20:
+            out.append("+")
+        else:
+            out.append(f"%{byte:02X}")
+    return "".join(out)
+
+
+def _scalar(value: Any) -> str | None:
+    if value is None:
+        return None
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _pairs(prefix: str, value: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            yield from _pairs(f"{prefix}[{key}]", child)
+    elif isinstance(value, list | tuple):
+        for index, child in enumerate(value):
+            yield from _pairs(f"{prefix}[{index}]", child)
+    else:
+        text = _scalar(value)
+        if text is not None:
+            yield prefix, text
+
+
+def encode_form(data: Mapping[str, Any]) -> str:
+    """PHP's ``http_build_query``: nested mappings become ``a%5Bb%5D=v`` pairs.
+
+    As in PHP, ``None`` and empty arrays are left out, booleans become ``1``/``0``, and lists
+    are indexed from 0.
+    """
+    parts = []
+    for key, value in data.items():
+        for name, text in _pairs(str(key), value):
+            parts.append(f"{php_urlencode(name)}={php_urlencode(text)}")
+    return "&".join(parts)

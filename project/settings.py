@@ -1,0 +1,99 @@
+"""Settings of the example project: every value comes from the environment (django-environ).
+
+SQLite in the project folder is the default database; set ``DATABASE_URL`` for PostgreSQL,
+e.g. ``postgres://postgres@127.0.0.1:5432/imbot``.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = env.str(
+    "SECRET_KEY", default="django-insecure-imbot-example-only" if DEBUG else environ.Env.NOTSET
+)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "imbot_app",
+    "project",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"].setdefault("TEST", {})
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Several test threads share one in-memory database only through a named, shared cache.
+    DATABASES["default"]["TEST"].setdefault("NAME", "file:imbot_test?mode=memory&cache=shared")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+
+# --- imbot_app -----------------------------------------------------------------------------
+IMBOT_CLIENT_ID = env.str("IMBOT_CLIENT_ID", default="")
+IMBOT_CLIENT_SECRET = env.str("IMBOT_CLIENT_SECRET", default="")
+IMBOT_VERIFY_INSTALL = env.bool("IMBOT_VERIFY_INSTALL", default=True)
+IMBOT_OAUTH_SERVERS = env.list(
+    "IMBOT_OAUTH_SERVERS",
+    default=["https://oauth.bitrix.info/rest/", "https://oauth.bitrix24.tech/rest/"],
+)
+IMBOT_MAX_BODY_BYTES = env.int("IMBOT_MAX_BODY_BYTES", default=1024 * 1024)
+IMBOT_MAX_FIELDS = env.int("IMBOT_MAX_FIELDS", default=1000)
+IMBOT_MAX_DEPTH = env.int("IMBOT_MAX_DEPTH", default=16)
+IMBOT_HTTP_TIMEOUT = env.float("IMBOT_HTTP_TIMEOUT", default=10.0)
+IMBOT_CLIENT_IP_HEADER = env.str("IMBOT_CLIENT_IP_HEADER", default=None)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"imbot_app": {"handlers": ["console"], "level": env.str("IMBOT_LOG_LEVEL", default="INFO")}},
+}
