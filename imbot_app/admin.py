@@ -44,7 +44,7 @@ class PortalAdmin(admin.ModelAdmin):
 class CredentialAdmin(admin.ModelAdmin):
     list_display = ["portal", "user_id", "access_token_hint", "expires_at", "updated_at"]
     list_select_related = ["portal"]
-    fields = ["portal", "user_id", "access_token_hint", "refresh_token_hint", "expires_at", "scope"]
+    fields = ("portal", "user_id", "access_token_hint", "refresh_token_hint", "expires_at", "scope")
     readonly_fields = fields
 
     @admin.display(description="access token")
@@ -64,8 +64,18 @@ class EventAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "status", "portal", "received_at"]
     list_filter = ["name", "status", "received_at"]
     list_select_related = ["portal"]
-    readonly_fields = ["portal", "name", "handler_id", "ts", "received_at", "remote_addr",
-                       "dedup_key", "payload", "error", "processed_at"]
+    readonly_fields = [
+        "portal",
+        "name",
+        "handler_id",
+        "ts",
+        "received_at",
+        "remote_addr",
+        "dedup_key",
+        "payload",
+        "error",
+        "processed_at",
+    ]
 
 
 for model in (Bot, Command, Chat, ChatUser, Message, CommandInvocation, HandlerRun):

@@ -119,7 +119,8 @@ def verify_install(auth: ev.AuthBlock) -> InstallInfo:
             f"(HTTP {response.status_code} {error})".strip()
         )
     result = body["result"] if isinstance(body["result"], dict) else {}
-    install = result.get("install") if isinstance(result.get("install"), dict) else {}
+    install_raw = result.get("install")
+    install: dict[str, Any] = install_raw if isinstance(install_raw, dict) else {}
     info = InstallInfo(
         member_id=str(install.get("member_id", "")),
         client_id=str(result.get("client_id", "")),
@@ -133,8 +134,7 @@ def verify_install(auth: ev.AuthBlock) -> InstallInfo:
         )
     if not tokens_match(info.client_id, client_id):
         raise AuthenticationFailed(
-            f"app.info says the token belongs to client_id {info.client_id!r}, "
-            "not IMBOT_CLIENT_ID"
+            f"app.info says the token belongs to client_id {info.client_id!r}, not IMBOT_CLIENT_ID"
         )
     return info
 

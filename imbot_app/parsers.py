@@ -38,9 +38,7 @@ def read_limited(stream: IO[bytes] | None) -> bytes:
     limit = int(imbot_settings.MAX_BODY_BYTES)
     body = stream.read(limit + 1)
     if len(body) > limit:
-        raise BodyTooLarge(
-            f"the body is larger than IMBOT_MAX_BODY_BYTES ({limit} bytes)"
-        )
+        raise BodyTooLarge(f"the body is larger than IMBOT_MAX_BODY_BYTES ({limit} bytes)")
     return body
 
 

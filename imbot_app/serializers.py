@@ -278,7 +278,12 @@ class EnvelopeSerializer(serializers.Serializer):
     event_handler_id = _int(allow_null=True)
     ts = LenientIntegerField()
     auth = AuthSerializer(required=False)
-    data = MappingField(allow_empty=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # A field called "data" cannot be declared on the class: it would hide Serializer.data.
+        fields = super().get_fields()
+        fields["data"] = MappingField(allow_empty=True)
+        return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,7 +348,9 @@ def _bots(values: Mapping[str, Any]) -> tuple[ev.BotRef, ...]:
                 bot_id = int(key)
             except ValueError:
                 continue
-        refs.append(ev.BotRef(bot_id=bot_id, code=bot.get("BOT_CODE", ""), auth=entry.entry_auth(bot)))
+        refs.append(
+            ev.BotRef(bot_id=bot_id, code=bot.get("BOT_CODE", ""), auth=entry.entry_auth(bot))
+        )
     return tuple(refs)
 
 

@@ -154,7 +154,9 @@ def _apply_lifecycle(
             portal = Portal(member_id=auth.member_id)
         portal.domain = (verified.domain if verified and verified.domain else auth.domain)[:255]
         portal.client_endpoint = (
-            verified.client_endpoint if verified and verified.client_endpoint else auth.client_endpoint
+            verified.client_endpoint
+            if verified and verified.client_endpoint
+            else auth.client_endpoint
         )[:255]
         portal.server_endpoint = auth.server_endpoint[:255]
         portal.application_token = auth.application_token
@@ -406,8 +408,7 @@ def _store_invocations(
 ) -> None:
     wanted = {ref.command_id: ref for ref in event.commands}
     found = {
-        c.command_id: c
-        for c in Command.objects.filter(portal=portal, command_id__in=list(wanted))
+        c.command_id: c for c in Command.objects.filter(portal=portal, command_id__in=list(wanted))
     }
     missing = [
         Command(
@@ -443,4 +444,3 @@ def _store_invocations(
         )
         for ref in event.commands
     )
-

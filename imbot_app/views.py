@@ -112,7 +112,9 @@ class EventView(APIView):
                 invalid_reason=json.dumps(errors, ensure_ascii=False),
             )
             body["event_id"] = result.event.pk
-        logger.warning("invalid %s kept as event %s: %s", envelope.name, body.get("event_id"), errors)
+        logger.warning(
+            "invalid %s kept as event %s: %s", envelope.name, body.get("event_id"), errors
+        )
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
 
     @staticmethod

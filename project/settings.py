@@ -95,5 +95,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"imbot_app": {"handlers": ["console"], "level": env.str("IMBOT_LOG_LEVEL", default="INFO")}},
+    "loggers": {
+        "imbot_app": {"handlers": ["console"], "level": env.str("IMBOT_LOG_LEVEL", default="INFO")}
+    },
 }

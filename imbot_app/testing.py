@@ -1,0 +1,543 @@
+"""The public test kit: build events the way Bitrix24 sends them, post them, fake Bitrix24.
+
+    from imbot_app.testing import EventFactory, post_event
+
+    def test_echo(client):
+        events = EventFactory.installed()          # a Portal row with a known token
+        response = post_event(client, events.command("echo", "hello"))
+        assert response.json()["status"] == "accepted"
+
+Events are dicts shaped like the examples on Bitrix24's reference pages (every value a string)
+and are sent form-encoded with PHP's ``http_build_query`` rules, byte for byte what Bitrix24's
+queue server posts.  :class:`FakeBitrix24` is a real HTTP server on 127.0.0.1 that answers like
+Bitrix24's OAuth server and REST API, so tests exercise real ``requests`` calls.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from . import events as ev
+from .wire import decode_form, encode_form
+
+__all__ = [
+    "EVENTS_PATH",
+    "EventFactory",
+    "FakeBitrix24",
+    "RecordedCall",
+    "encode_event",
+    "post_event",
+]
+
+EVENTS_PATH = "/imbot/events/"
+
+_ids = itertools.count(1000)
+
+
+def encode_event(payload: Mapping[str, Any]) -> str:
+    """The form body Bitrix24 would send for ``payload`` (PHP ``http_build_query``)."""
+    return encode_form(payload)
+
+
+def post_event(
+    client: Any,
+    payload: Mapping[str, Any],
+    *,
+    as_json: bool = False,
+    path: str = EVENTS_PATH,
+    **extra: Any,
+) -> Any:
+    """Post an event with Django's test ``client`` (form-encoded unless ``as_json``)."""
+    if as_json:
+        return client.post(path, json.dumps(payload), content_type="application/json", **extra)
+    return client.post(
+        path, encode_event(payload), content_type="application/x-www-form-urlencoded", **extra
+    )
+
+
+def _token() -> str:
+    return secrets.token_hex(26)
+
+
+@dataclass
+class EventFactory:
+    """Builds the events of one portal, shaped like Bitrix24's reference examples.
+
+    Every builder returns a fresh dict; pass ``**overrides`` to replace top-level keys.
+    """
+
+    member_id: str = field(default_factory=lambda: secrets.token_hex(16))
+    application_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    domain: str = "example.bitrix24.com"
+    server_endpoint: str = "https://oauth.bitrix.info/rest/"
+    client_id: str = "local.imbot.test"
+    bot_id: int = 1291
+    bot_code: str = "echobot"
+    user_id: int = 1269
+    user_name: str = "John Smith"
+    language: str = "en"
+
+    # ---------------------------------------------------------------- portal
+
+    @classmethod
+    def installed(cls, **kwargs: Any) -> EventFactory:
+        """A factory whose portal is stored as installed (no ONAPPINSTALL round trip)."""
+        factory = cls(**kwargs)
+        factory.install_portal()
+        return factory
+
+    def install_portal(self) -> Any:
+        from .models import Portal
+
+        portal, _ = Portal.objects.update_or_create(
+            member_id=self.member_id,
+            defaults={
+                "application_token": self.application_token,
+                "domain": self.domain,
+                "client_endpoint": self.client_endpoint,
+                "server_endpoint": self.server_endpoint,
+                "status": Portal.Status.INSTALLED,
+            },
+        )
+        return portal
+
+    @property
+    def client_endpoint(self) -> str:
+        return f"https://{self.domain}/rest/"
+
+    # ---------------------------------------------------------------- blocks
+
+    def auth(self, user_id: int | None = None, *, tokens: bool = True) -> dict[str, Any]:
+        """A top-level ``auth`` block for ``user_id`` (the human by default)."""
+        block: dict[str, Any] = {}
+        if tokens:
+            block.update(
+                access_token=_token(),
+                expires=str(int(time.time()) + 3600),
+                expires_in="3600",
+                scope="imbot",
+            )
+        block.update(
+            domain=self.domain,
+            server_endpoint=self.server_endpoint,
+            status="F",
+            client_endpoint=self.client_endpoint,
+            member_id=self.member_id,
+            user_id=str(self.user_id if user_id is None else user_id),
+        )
+        if tokens:
+            block["refresh_token"] = _token()
+        block["application_token"] = self.application_token
+        return block
+
+    def _bot_auth(self, bot_id: int) -> dict[str, Any]:
+        block = self.auth(bot_id)
+        block["client_id"] = self.client_id
+        return block
+
+    def bot_block(self, bot_id: int | None = None, code: str | None = None) -> dict[str, Any]:
+        """``data[BOT]``: the addressed bot, keyed by its id, with its tokens."""
+        bot_id = self.bot_id if bot_id is None else bot_id
+        auth = self._bot_auth(bot_id)
+        entry = {
+            **auth,
+            "AUTH": dict(auth),
+            "BOT_ID": str(bot_id),
+            "BOT_CODE": code or self.bot_code,
+        }
+        return {str(bot_id): entry}
+
+    def user_block(self, user_id: int | None = None, **fields: str) -> dict[str, str]:
+        first, _, last = self.user_name.partition(" ")
+        block = {
+            "ID": str(self.user_id if user_id is None else user_id),
+            "NAME": self.user_name,
+            "FIRST_NAME": first,
+            "LAST_NAME": last,
+            "WORK_POSITION": "",
+            "GENDER": "M",
+            "IS_BOT": "N",
+            "IS_CONNECTOR": "N",
+            "IS_NETWORK": "N",
+            "IS_EXTRANET": "N",
+        }
+        block.update(fields)
+        return block
+
+    def _params(
+        self, message_id: int, text: str, chat_id: int | None, *, original: str | None = None
+    ) -> dict[str, Any]:
+        if chat_id is None:
+            return {
+                "MESSAGE": text,
+                "TEMPLATE_ID": secrets.token_hex(8),
+                "MESSAGE_TYPE": "P",
+                "FROM_USER_ID": str(self.user_id),
+                "DIALOG_ID": str(self.user_id),
+                "TO_CHAT_ID": str(message_id // 10 + 1),
+                "AUTHOR_ID": str(self.user_id),
+                "SYSTEM": "N",
+                "TO_USER_ID": str(self.bot_id),
+                "SKIP_COMMAND": "N",
+                "COMMAND_CONTEXT": "TEXTAREA",
+                "MESSAGE_ID": str(message_id),
+                "CHAT_TYPE": "P",
+                "LANGUAGE": self.language,
+            }
+        mention = f"[USER={self.bot_id}]Bot[/USER]"
+        return {
+            "MESSAGE": text,
+            "TEMPLATE_ID": secrets.token_hex(8),
+            "MESSAGE_TYPE": "C",
+            "FROM_USER_ID": str(self.user_id),
+            "DIALOG_ID": f"chat{chat_id}",
+            "TO_CHAT_ID": str(chat_id),
+            "AUTHOR_ID": str(self.user_id),
+            "SYSTEM": "N",
+            "CHAT_ID": str(chat_id),
+            "CHAT_TITLE": f"Chat {chat_id}",
+            "CHAT_AUTHOR_ID": str(self.user_id),
+            "CHAT_TYPE": "C",
+            "CHAT_COLOR": "GREEN",
+            "CHAT_ENTITY_TYPE": "THREAD",
+            "CHAT_ENTITY_ID": "",
+            "CHAT_EXTRANET": "N",
+            "MENTIONED_LIST": {str(self.bot_id): str(self.bot_id)},
+            "COMMAND_CONTEXT": "TEXTAREA",
+            "MESSAGE_ORIGINAL": original if original is not None else f"{mention} {text}",
+            "TO_USER_ID": str(self.bot_id),
+            "MESSAGE_ID": str(message_id),
+            "LANGUAGE": self.language,
+        }
+
+    def _envelope(self, name: str, data: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "event": name,
+            "event_handler_id": str(next(_ids)),
+            "data": data,
+            "ts": str(int(time.time())),
+            "auth": self.auth(),
+        }
+        payload.update(overrides)
+        return payload
+
+    # ---------------------------------------------------------------- events
+
+    def message(
+        self,
+        text: str = "Hello, bot",
+        *,
+        chat_id: int | None = None,
+        message_id: int | None = None,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """ONIMBOTMESSAGEADD in a private chat, or in group ``chat_id`` with a mention."""
+        message_id = next(_ids) if message_id is None else message_id
+        data = {
+            "BOT": self.bot_block(),
+            "PARAMS": self._params(message_id, text, chat_id),
+            "USER": self.user_block(),
+        }
+        return self._envelope(ev.MESSAGE_ADD, data, **overrides)
+
+    def message_update(
+        self, message_id: int, text: str, *, chat_id: int | None = None, **overrides: Any
+    ) -> dict[str, Any]:
+        """ONIMBOTMESSAGEUPDATE: ``message_id`` now reads ``text``."""
+        params = self._params(message_id, text, chat_id)
+        params["ID"] = str(message_id)
+        data = {"BOT": self.bot_block(), "PARAMS": params, "USER": self.user_block()}
+        return self._envelope(ev.MESSAGE_UPDATE, data, **overrides)
+
+    def message_delete(
+        self, message_id: int, *, chat_id: int | None = None, **overrides: Any
+    ) -> dict[str, Any]:
+        """ONIMBOTMESSAGEDELETE (the group variant has no USER block, as in the reference)."""
+        params = self._params(message_id, "Message deleted", chat_id)
+        params["ID"] = str(message_id)
+        data: dict[str, Any] = {"BOT": self.bot_block(), "PARAMS": params}
+        if chat_id is None:
+            data["USER"] = self.user_block()
+        return self._envelope(ev.MESSAGE_DELETE, data, **overrides)
+
+    def command(
+        self,
+        command: str = "echo",
+        params: str = "test",
+        *,
+        command_id: int = 103,
+        context: str = "TEXTAREA",
+        chat_id: int | None = None,
+        message_id: int | None = None,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """ONIMCOMMANDADD: ``/command params`` typed (or clicked) in a chat."""
+        message_id = next(_ids) if message_id is None else message_id
+        text = f"/{command} {params}".rstrip()
+        auth = self._bot_auth(self.bot_id)
+        entry = {
+            **auth,
+            "AUTH": dict(auth),
+            "BOT_ID": str(self.bot_id),
+            "BOT_CODE": self.bot_code,
+            "COMMAND": command,
+            "COMMAND_ID": str(command_id),
+            "COMMAND_PARAMS": params,
+            "COMMAND_CONTEXT": context,
+            "MESSAGE_ID": str(message_id),
+        }
+        page_params = self._params(message_id, text, chat_id, original=text)
+        page_params.pop("MENTIONED_LIST", None)
+        if chat_id is not None:
+            page_params.pop("TO_USER_ID")
+            page_params["BOT_IN_CHAT"] = {str(self.bot_id): str(self.bot_id)}
+        first, _, last = self.user_name.partition(" ")
+        user = {
+            "ID": str(self.user_id),
+            "NAME": self.user_name,
+            "FIRST_NAME": first,
+            "LAST_NAME": last,
+            "GENDER": "M",
+        }
+        data = {"COMMAND": {str(command_id): entry}, "PARAMS": page_params, "USER": user}
+        return self._envelope(ev.COMMAND_ADD, data, **overrides)
+
+    def join(self, *, chat_id: int | None = None, **overrides: Any) -> dict[str, Any]:
+        """ONIMBOTJOINCHAT: a user opened the dialog, or added the bot to ``chat_id``."""
+        if chat_id is None:
+            params = {
+                "CHAT_TYPE": "P",
+                "MESSAGE_TYPE": "P",
+                "BOT_ID": str(self.bot_id),
+                "USER_ID": str(self.user_id),
+                "TO_USER_ID": str(self.user_id),
+                "FROM_USER_ID": str(self.bot_id),
+                "DIALOG_ID": str(self.user_id),
+                "LANGUAGE": self.language,
+            }
+        else:
+            params = {
+                "CHAT_TYPE": "C",
+                "MESSAGE_TYPE": "C",
+                "BOT_ID": str(self.bot_id),
+                "USER_ID": str(self.user_id),
+                "CHAT_ID": str(chat_id),
+                "CHAT_AUTHOR_ID": str(self.user_id),
+                "CHAT_ENTITY_TYPE": "",
+                "CHAT_ENTITY_ID": "",
+                "ACCESS_HISTORY": "1",
+                "DIALOG_ID": f"chat{chat_id}",
+                "LANGUAGE": self.language,
+            }
+        data = {"BOT": self.bot_block(), "PARAMS": params, "USER": self.user_block()}
+        auth = {"user_id": str(self.user_id), "application_token": self.application_token}
+        auth.update(member_id=self.member_id, domain=self.domain)
+        return self._envelope(ev.BOT_JOIN_CHAT, data, auth=auth, **overrides)
+
+    def bot_delete(self, **overrides: Any) -> dict[str, Any]:
+        """ONIMBOTDELETE for the factory's bot."""
+        data = {"BOT_ID": str(self.bot_id), "BOT_CODE": self.bot_code}
+        auth = self.auth()
+        auth.pop("refresh_token")
+        return self._envelope(ev.BOT_DELETE, data, auth=auth, **overrides)
+
+    def install(self, **overrides: Any) -> dict[str, Any]:
+        """ONAPPINSTALL with the installer's full token set (no event_handler_id, as sent)."""
+        data = {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": self.language}
+        payload = self._envelope(ev.APP_INSTALL, data, **overrides)
+        payload.pop("event_handler_id", None)
+        return payload
+
+    def update(self, version: str = "2", **overrides: Any) -> dict[str, Any]:
+        """ONAPPUPDATE from ``version - 1`` to ``version``."""
+        data = {
+            "VERSION": version,
+            "PREVIOUS_VERSION": str(max(int(version) - 1, 1)) if version.isdigit() else "1",
+            "LANGUAGE_ID": self.language,
+        }
+        return self._envelope(ev.APP_UPDATE, data, **overrides)
+
+    def uninstall(self, *, clean: bool = False, **overrides: Any) -> dict[str, Any]:
+        """ONAPPUNINSTALL: no tokens, only the application token to check."""
+        data = {"LANGUAGE_ID": self.language, "CLEAN": "1" if clean else "0"}
+        auth = {
+            "domain": self.domain,
+            "server_endpoint": self.server_endpoint,
+            "client_endpoint": self.client_endpoint,
+            "member_id": self.member_id,
+            "application_token": self.application_token,
+        }
+        payload = self._envelope(ev.APP_UNINSTALL, data, auth=auth, **overrides)
+        payload.pop("event_handler_id", None)
+        return payload
+
+
+# ------------------------------------------------------------------------------ fake Bitrix24
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One request the fake received: the REST method (or OAuth path) and its parameters."""
+
+    method: str
+    params: dict[str, Any]
+    token: str | None
+
+
+Method = Callable[["FakeBitrix24", dict[str, Any], str | None], tuple[int, dict[str, Any]]]
+
+
+class FakeBitrix24:
+    """A real HTTP server on 127.0.0.1 answering like Bitrix24's OAuth server and REST API.
+
+    ``/rest/<method>`` takes form or JSON bodies (or the query string), with the access token
+    in ``auth``; answers are Bitrix24's JSON, errors included (``invalid_token`` ...).  Every
+    call is recorded in :attr:`calls`.  Use as a context manager::
+
+        with FakeBitrix24() as b24:
+            b24.add_install(member_id="...", client_id="local.x", access_token="...")
+            ...  # b24.rest_url is "http://127.0.0.1:<port>/rest/"
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[RecordedCall] = []
+        self.installs: dict[str, dict[str, Any]] = {}
+        self.methods: dict[str, Method] = {"app.info": _app_info}
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> FakeBitrix24:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake._handle(self)
+
+            def do_POST(self) -> None:
+                fake._handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeBitrix24:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def rest_url(self) -> str:
+        """What events name as ``auth[server_endpoint]`` for this fake."""
+        return f"{self.url}/rest/"
+
+    # ---------------------------------------------------------------- state
+
+    def add_install(
+        self, *, member_id: str, client_id: str, access_token: str, domain: str = ""
+    ) -> None:
+        """Make ``access_token`` valid for an installation of ``client_id`` on ``member_id``."""
+        with self._lock:
+            self.installs[access_token] = {
+                "member_id": member_id,
+                "client_id": client_id,
+                "domain": domain or "example.bitrix24.com",
+            }
+
+    def calls_to(self, method: str) -> list[RecordedCall]:
+        return [call for call in self.calls if call.method == method]
+
+    # ---------------------------------------------------------------- HTTP
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        parsed = urllib.parse.urlsplit(request.path)
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length) if length else b""
+        params: dict[str, Any] = decode_form(parsed.query.encode()) if parsed.query else {}
+        if raw:
+            if (request.headers.get("Content-Type") or "").startswith("application/json"):
+                params.update(json.loads(raw))
+            else:
+                params.update(decode_form(raw))
+        token = params.pop("auth", None)
+        method = parsed.path.removeprefix("/rest/").strip("/")
+        with self._lock:
+            self.calls.append(RecordedCall(method=method, params=params, token=token))
+        handler = self.methods.get(method)
+        if handler is None:
+            status, body = (
+                404,
+                {"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found!"},
+            )
+        else:
+            status, body = handler(self, params, token)
+        data = json.dumps(body).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json; charset=utf-8")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+
+
+def _invalid_token() -> tuple[int, dict[str, Any]]:
+    return 401, {
+        "error": "invalid_token",
+        "error_description": "Unable to get application by token",
+    }
+
+
+def _app_info(
+    fake: FakeBitrix24, params: dict[str, Any], token: str | None
+) -> tuple[int, dict[str, Any]]:
+    install = fake.installs.get(token or "")
+    if install is None:
+        return _invalid_token()
+    domain = install["domain"]
+    return 200, {
+        "result": {
+            "client_id": install["client_id"],
+            "scope": "imbot,im",
+            "install": {
+                "installed": True,
+                "version": 1,
+                "status": "L",
+                "scope": "imbot,im",
+                "domain": domain,
+                "uri": f"https://{domain}",
+                "client_endpoint": f"https://{domain}/rest/",
+                "member_id": install["member_id"],
+                "member_type": "PORTAL",
+            },
+            "user_id": 1,
+        },
+        "time": {"start": time.time(), "finish": time.time(), "duration": 0.0},
+    }

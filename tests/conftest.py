@@ -1,0 +1,33 @@
+"""Shared fixtures: an installed portal's event factory, the fake Bitrix24, the corpus."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imbot_app.testing import EventFactory, FakeBitrix24
+
+CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+
+
+@pytest.fixture
+def factory(db: None) -> EventFactory:
+    """Events of a portal that is already installed (its Portal row exists)."""
+    return EventFactory.installed()
+
+
+@pytest.fixture
+def fake_b24() -> Iterator[FakeBitrix24]:
+    """A running fake Bitrix24 on 127.0.0.1."""
+    with FakeBitrix24() as fake:
+        yield fake
+
+
+@pytest.fixture
+def corpus_dir() -> Path:
+    """../shared/corpus; tests that need it are skipped when it is absent."""
+    if not CORPUS_DIR.is_dir():
+        pytest.skip(f"corpus folder {CORPUS_DIR} is absent")
+    return CORPUS_DIR
