@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -99,11 +100,15 @@ def store_event(
     remote_addr: str | None,
     *,
     invalid_reason: str = "",
+    on_commit: Callable[[Event], None] | None = None,
 ) -> StoreResult:
     """Store the event and its rows, or find the copy stored before.
 
     ``event`` is ``None`` when the payload failed validation: the Event is then kept with
     status ``invalid`` and ``invalid_reason``, and no other row is touched.
+
+    ``on_commit`` is called with the new Event once its transaction has committed (never for
+    a duplicate): the hook that starts handlers without this module knowing about them.
     """
     payload = redact(envelope.payload)
     key = dedup_key(event, envelope.name, payload)
@@ -124,6 +129,8 @@ def store_event(
                 )
                 if event is not None:
                     _store_rows(portal, event, record)
+                if on_commit is not None:
+                    transaction.on_commit(partial(on_commit, record))
             return StoreResult(event=record, duplicate=False)
         except IntegrityError:
             existing = Event.objects.filter(
