@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -133,6 +134,7 @@ def store_event(
                     transaction.on_commit(partial(on_commit, record))
             return StoreResult(event=record, duplicate=False)
         except IntegrityError:
+            bot_ids.clear()
             existing = Event.objects.filter(
                 portal__member_id=envelope.auth.member_id, dedup_key=key
             ).first()
@@ -272,10 +274,56 @@ def _upsert_credentials(portal: Portal, blocks: Iterable[ev.AuthBlock]) -> None:
             )
 
 
+class _BotIds:
+    """Process-local map of (portal pk, Bitrix24 bot id) to (Bot pk, code).
+
+    A bot's identity row never changes once created, and every message names its bot, so this
+    saves a query per event on the hot path.  Rows are remembered only once their transaction
+    has committed (a rolled-back id may be handed out again).  A stale entry (a Bot row deleted
+    by hand) makes the transaction fail on its foreign key; :func:`store_event` then clears the
+    map and tries again.  Bounded so a process serving many portals stays small.
+    """
+
+    MAX_ENTRIES = 50_000
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, int], tuple[int, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, portal: Portal, bot_id: int) -> Bot | None:
+        entry = self._entries.get((portal.pk, bot_id))
+        if entry is None:
+            return None
+        return Bot(pk=entry[0], portal=portal, bot_id=bot_id, code=entry[1])
+
+    def remember(self, bot: Bot) -> None:
+        """Remember ``bot`` once the current transaction commits."""
+        transaction.on_commit(partial(self._put, bot.portal_id, bot.bot_id, bot.pk, bot.code))
+
+    def _put(self, portal_pk: int, bot_id: int, pk: int, code: str) -> None:
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[(portal_pk, bot_id)] = (pk, code)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+bot_ids = _BotIds()
+
+
 def _sync_bots(portal: Portal, refs: Iterable[ev.BotRef]) -> dict[int, Bot]:
     wanted = {ref.bot_id: ref for ref in refs}
     if not wanted:
         return {}
+    cached = {bot_id: bot_ids.get(portal, bot_id) for bot_id in wanted}
+    if all(
+        bot is not None and (not wanted[bot_id].code or bot.code == wanted[bot_id].code)
+        for bot_id, bot in cached.items()
+    ):
+        return {bot_id: bot for bot_id, bot in cached.items() if bot is not None}
     found = {b.bot_id: b for b in Bot.objects.filter(portal=portal, bot_id__in=list(wanted))}
     missing = [
         Bot(portal=portal, bot_id=bot_id, code=ref.code[:255])
@@ -290,6 +338,7 @@ def _sync_bots(portal: Portal, refs: Iterable[ev.BotRef]) -> dict[int, Bot]:
         if ref.code and bot.code != ref.code:
             bot.code = ref.code[:255]
             bot.save(update_fields=["code"])
+        bot_ids.remember(bot)
     return {bot_id: found[bot_id] for bot_id in wanted}
 
 

@@ -85,6 +85,8 @@ class EventFactory:
     user_id: int = 1269
     user_name: str = "John Smith"
     language: str = "en"
+    # The chat id of the private dialog between the user and the bot (TO_CHAT_ID).
+    private_chat_id: int = 2737
 
     # ---------------------------------------------------------------- portal
 
@@ -183,7 +185,7 @@ class EventFactory:
                 "MESSAGE_TYPE": "P",
                 "FROM_USER_ID": str(self.user_id),
                 "DIALOG_ID": str(self.user_id),
-                "TO_CHAT_ID": str(message_id // 10 + 1),
+                "TO_CHAT_ID": str(self.private_chat_id),
                 "AUTHOR_ID": str(self.user_id),
                 "SYSTEM": "N",
                 "TO_USER_ID": str(self.bot_id),

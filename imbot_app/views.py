@@ -13,7 +13,9 @@ import json
 import logging
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest
+from django.utils.decorators import method_decorator
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import AllowAny
@@ -55,8 +57,13 @@ def client_address(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
 class EventView(APIView):
-    """Receives every Bitrix24 event for every portal."""
+    """Receives every Bitrix24 event for every portal.
+
+    Not wrapped in ATOMIC_REQUESTS: the store runs its own transaction, so the event is
+    committed (and its handlers started) before the answer goes out.
+    """
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]

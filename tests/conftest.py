@@ -31,3 +31,13 @@ def corpus_dir() -> Path:
     if not CORPUS_DIR.is_dir():
         pytest.skip(f"corpus folder {CORPUS_DIR} is absent")
     return CORPUS_DIR
+
+
+@pytest.fixture(autouse=True)
+def _forget_cached_bot_ids() -> Iterator[None]:
+    """Test transactions roll back: ids a test saw must not leak into the next test."""
+    from imbot_app.store import bot_ids
+
+    bot_ids.clear()
+    yield
+    bot_ids.clear()
