@@ -37,9 +37,25 @@ def _text(**kwargs: Any) -> serializers.CharField:
     return serializers.CharField(trim_whitespace=False, **kwargs)
 
 
+# Ids are stored in 64-bit columns: a larger number is invalid input, not a database error.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
 def _int(**kwargs: Any) -> serializers.IntegerField:
     kwargs.setdefault("required", False)
+    kwargs.setdefault("min_value", INT64_MIN)
+    kwargs.setdefault("max_value", INT64_MAX)
     return serializers.IntegerField(**kwargs)
+
+
+def _int_key(key: str) -> int | None:
+    """A mapping key that names an id (``data[BOT][<id>]``), or ``None`` if it cannot."""
+    try:
+        value = int(key)
+    except ValueError:
+        return None
+    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
 def _flag(**kwargs: Any) -> serializers.BooleanField:
@@ -64,9 +80,10 @@ class LenientIntegerField(serializers.Field):
         if isinstance(data, bool):
             return None
         try:
-            return int(str(data).strip())
+            value = int(str(data).strip())
         except ValueError:
             return None
+        return value if INT64_MIN <= value <= INT64_MAX else None
 
     def to_representation(self, value: Any) -> Any:
         return value
@@ -161,7 +178,7 @@ class CommandEntrySerializer(_TokenEntrySerializer):
 class UserSerializer(serializers.Serializer):
     """``data[USER]``; the reduced command variant has only ID, names and gender."""
 
-    ID = serializers.IntegerField()
+    ID = _int(required=True)
     NAME = _text(max_length=255)
     FIRST_NAME = _text(max_length=255)
     LAST_NAME = _text(max_length=255)
@@ -184,7 +201,7 @@ class ChatParamsSerializer(serializers.Serializer):
     CHAT_TITLE = _text(max_length=255)
     CHAT_ENTITY_TYPE = _text(max_length=64)
     CHAT_ENTITY_ID = _text(max_length=255)
-    CHAT_USER_COUNT = _int(min_value=0)
+    CHAT_USER_COUNT = _int(min_value=0, max_value=2**31 - 1)
     LANGUAGE = _text(max_length=10)
 
 
@@ -246,7 +263,7 @@ class JoinDataSerializer(_ChatDataSerializer):
 
 
 class BotDeleteDataSerializer(serializers.Serializer):
-    BOT_ID = serializers.IntegerField()
+    BOT_ID = _int(required=True)
     BOT_CODE = _text(max_length=255)
 
 
@@ -344,9 +361,8 @@ def _bots(values: Mapping[str, Any]) -> tuple[ev.BotRef, ...]:
     for key, bot in (values.get("BOT") or {}).items():
         bot_id = bot.get("BOT_ID")
         if bot_id is None:
-            try:
-                bot_id = int(key)
-            except ValueError:
+            bot_id = _int_key(key)
+            if bot_id is None:
                 continue
         refs.append(
             ev.BotRef(bot_id=bot_id, code=bot.get("BOT_CODE", ""), auth=entry.entry_auth(bot))
@@ -417,12 +433,11 @@ def _command_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
     for key, item in values["COMMAND"].items():
         command_id = item.get("COMMAND_ID")
         if command_id is None:
-            try:
-                command_id = int(key)
-            except ValueError:
+            command_id = _int_key(key)
+            if command_id is None:
                 raise InvalidPayload(
                     {"COMMAND": {key: {"COMMAND_ID": ["A valid integer is required."]}}}
-                ) from None
+                )
         auth = entry.entry_auth(item)
         bot_id = item.get("BOT_ID")
         commands.append(

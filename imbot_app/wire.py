@@ -19,6 +19,7 @@ Nothing here knows about Django or about events.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -187,6 +188,14 @@ def _reject_constant(name: str) -> Any:
     raise WireError("bad_json", f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number; one too large for a float (``1e400``) would become infinity."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise WireError("bad_json", f"the number {text[:40]} is out of range")
+    return value
+
+
 def _check_json_shape(value: Any, max_fields: int, max_depth: int) -> None:
     """Walk the decoded document without recursion, counting leaves and depth."""
     leaves = 0
@@ -244,7 +253,7 @@ def decode_json(
         if deepest > max_depth:
             raise WireError("too_deep", f"the body is nested deeper than {max_depth} levels")
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except WireError:
         raise
     except (ValueError, RecursionError) as exc:
