@@ -33,6 +33,10 @@ class Portal(models.Model):
     plan = models.CharField(max_length=4, blank=True)
     installer_user_id = models.BigIntegerField(null=True, blank=True)
     app_version = models.CharField(max_length=20, blank=True)
+    # This portal's REST budget when it differs from IMBOT_RATE_LIMIT / IMBOT_RATE_BURST
+    # (Enterprise plans: 5 requests/s with bursts of 250).
+    rate_limit = models.FloatField(null=True, blank=True)
+    rate_burst = models.PositiveIntegerField(null=True, blank=True)
     installed_at = models.DateTimeField(null=True, blank=True)
     uninstalled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -219,6 +223,12 @@ class Event(models.Model):
     dedup_key = models.CharField(max_length=255)
     error = models.TextField(blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Who runs the event's handlers right now (host:pid:nonce) and until when that claim holds;
+    # a claim whose holder died simply expires, so a redelivered task can take over.
+    claimed_by = models.CharField(max_length=255, blank=True)
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # How many times handlers were started for this event (redeliveries and replays count).
+    dispatch_attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -320,6 +330,10 @@ class HandlerRun(models.Model):
     duration_ms = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
+    # host:pid of the process that ran it (the web process inline, a worker with Celery).
+    worker = models.CharField(max_length=255, blank=True)
+    # The handler asked that the handlers after it be skipped; a rerun honours it again.
+    stopped = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["event", "started_at", "id"]
