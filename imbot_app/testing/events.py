@@ -1,16 +1,8 @@
-"""The public test kit: build events the way Bitrix24 sends them, post them, fake Bitrix24.
-
-    from imbot_app.testing import EventFactory, post_event
-
-    def test_echo(client):
-        events = EventFactory.installed()          # a Portal row with a known token
-        response = post_event(client, events.command("echo", "hello"))
-        assert response.json()["status"] == "accepted"
+"""Events built the way Bitrix24 sends them, and a helper that posts them to the endpoint.
 
 Events are dicts shaped like the examples on Bitrix24's reference pages (every value a string)
 and are sent form-encoded with PHP's ``http_build_query`` rules, byte for byte what Bitrix24's
-queue server posts.  :class:`FakeBitrix24` is a real HTTP server on 127.0.0.1 that answers like
-Bitrix24's OAuth server and REST API, so tests exercise real ``requests`` calls.
+queue server posts.
 """
 
 from __future__ import annotations
@@ -18,25 +10,15 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
-import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from . import events as ev
-from .wire import decode_form, encode_form
+from .. import events as ev
+from ..wire import encode_form
 
-__all__ = [
-    "EVENTS_PATH",
-    "EventFactory",
-    "FakeBitrix24",
-    "RecordedCall",
-    "encode_event",
-    "post_event",
-]
+__all__ = ["EVENTS_PATH", "EventFactory", "encode_event", "post_event"]
 
 EVENTS_PATH = "/imbot/events/"
 
@@ -98,7 +80,7 @@ class EventFactory:
         return factory
 
     def install_portal(self) -> Any:
-        from .models import Portal
+        from ..models import Portal
 
         portal, _ = Portal.objects.update_or_create(
             member_id=self.member_id,
@@ -381,165 +363,3 @@ class EventFactory:
         payload = self._envelope(ev.APP_UNINSTALL, data, auth=auth, **overrides)
         payload.pop("event_handler_id", None)
         return payload
-
-
-# ------------------------------------------------------------------------------ fake Bitrix24
-
-
-@dataclass(frozen=True)
-class RecordedCall:
-    """One request the fake received: the REST method (or OAuth path) and its parameters."""
-
-    method: str
-    params: dict[str, Any]
-    token: str | None
-
-
-Method = Callable[["FakeBitrix24", dict[str, Any], str | None], tuple[int, dict[str, Any]]]
-
-
-class FakeBitrix24:
-    """A real HTTP server on 127.0.0.1 answering like Bitrix24's OAuth server and REST API.
-
-    ``/rest/<method>`` takes form or JSON bodies (or the query string), with the access token
-    in ``auth``; answers are Bitrix24's JSON, errors included (``invalid_token`` ...).  Every
-    call is recorded in :attr:`calls`.  Use as a context manager::
-
-        with FakeBitrix24() as b24:
-            b24.add_install(member_id="...", client_id="local.x", access_token="...")
-            ...  # b24.rest_url is "http://127.0.0.1:<port>/rest/"
-    """
-
-    def __init__(self) -> None:
-        self.calls: list[RecordedCall] = []
-        self.installs: dict[str, dict[str, Any]] = {}
-        self.methods: dict[str, Method] = {"app.info": _app_info}
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ---------------------------------------------------------------- lifecycle
-
-    def start(self) -> FakeBitrix24:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeBitrix24:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    @property
-    def rest_url(self) -> str:
-        """What events name as ``auth[server_endpoint]`` for this fake."""
-        return f"{self.url}/rest/"
-
-    # ---------------------------------------------------------------- state
-
-    def add_install(
-        self, *, member_id: str, client_id: str, access_token: str, domain: str = ""
-    ) -> None:
-        """Make ``access_token`` valid for an installation of ``client_id`` on ``member_id``."""
-        with self._lock:
-            self.installs[access_token] = {
-                "member_id": member_id,
-                "client_id": client_id,
-                "domain": domain or "example.bitrix24.com",
-            }
-
-    def calls_to(self, method: str) -> list[RecordedCall]:
-        return [call for call in self.calls if call.method == method]
-
-    # ---------------------------------------------------------------- HTTP
-
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        parsed = urllib.parse.urlsplit(request.path)
-        length = int(request.headers.get("Content-Length") or 0)
-        raw = request.rfile.read(length) if length else b""
-        params: dict[str, Any] = decode_form(parsed.query.encode()) if parsed.query else {}
-        if raw:
-            if (request.headers.get("Content-Type") or "").startswith("application/json"):
-                params.update(json.loads(raw))
-            else:
-                params.update(decode_form(raw))
-        token = params.pop("auth", None)
-        method = parsed.path.removeprefix("/rest/").strip("/")
-        with self._lock:
-            self.calls.append(RecordedCall(method=method, params=params, token=token))
-        handler = self.methods.get(method)
-        if handler is None:
-            status, body = (
-                404,
-                {"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found!"},
-            )
-        else:
-            status, body = handler(self, params, token)
-        data = json.dumps(body).encode()
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json; charset=utf-8")
-        request.send_header("Content-Length", str(len(data)))
-        request.end_headers()
-        request.wfile.write(data)
-
-
-def _invalid_token() -> tuple[int, dict[str, Any]]:
-    return 401, {
-        "error": "invalid_token",
-        "error_description": "Unable to get application by token",
-    }
-
-
-def _app_info(
-    fake: FakeBitrix24, params: dict[str, Any], token: str | None
-) -> tuple[int, dict[str, Any]]:
-    install = fake.installs.get(token or "")
-    if install is None:
-        return _invalid_token()
-    domain = install["domain"]
-    return 200, {
-        "result": {
-            "client_id": install["client_id"],
-            "scope": "imbot,im",
-            "install": {
-                "installed": True,
-                "version": 1,
-                "status": "L",
-                "scope": "imbot,im",
-                "domain": domain,
-                "uri": f"https://{domain}",
-                "client_endpoint": f"https://{domain}/rest/",
-                "member_id": install["member_id"],
-                "member_type": "PORTAL",
-            },
-            "user_id": 1,
-        },
-        "time": {"start": time.time(), "finish": time.time(), "duration": 0.0},
-    }
