@@ -1,8 +1,13 @@
+from importlib import import_module
+from importlib.util import find_spec
+
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import autodiscover_modules
 
 
 class ImbotAppConfig(AppConfig):
-    """Registers the system checks when Django starts."""
+    """Registers the system checks and imports the handler modules when Django starts."""
 
     name = "imbot_app"
     verbose_name = "Bitrix24 chat bots"
@@ -10,3 +15,34 @@ class ImbotAppConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
+
+        self.check_dispatch_mode()
+        self.import_handler_modules()
+
+    @staticmethod
+    def check_dispatch_mode() -> None:
+        """Refuse to start with a dispatch mode that would leave every event unhandled."""
+        from .conf import imbot_settings
+        from .dispatch import MODES
+
+        mode = imbot_settings.DISPATCH
+        if mode not in MODES:
+            raise ImproperlyConfigured(f"IMBOT_DISPATCH must be one of {MODES}, not {mode!r}")
+        if mode == "celery" and find_spec("celery") is None:
+            raise ImproperlyConfigured(
+                'IMBOT_DISPATCH is "celery" but Celery is not installed: '
+                'pip install "imbot_app[celery]"'
+            )
+
+    @staticmethod
+    def import_handler_modules() -> None:
+        """Every installed app's ``imbot_handlers``, then each of ``IMBOT_HANDLER_MODULES``.
+
+        Like admin autodiscovery: importing a module runs its routing decorators and
+        ``@receiver`` lines.  An app without the module is skipped; an error inside one is not.
+        """
+        from .conf import imbot_settings
+
+        autodiscover_modules("imbot_handlers")
+        for path in imbot_settings.HANDLER_MODULES:
+            import_module(path)

@@ -29,6 +29,20 @@ DEFAULTS: dict[str, Any] = {
     "IMBOT_HTTP_TIMEOUT": 10.0,
     # META key holding the client address when behind a proxy, e.g. "HTTP_X_FORWARDED_FOR".
     "IMBOT_CLIENT_IP_HEADER": None,
+    # How handlers run once an event is stored: "inline" (in the web process, after the
+    # commit) or "celery" (one task per event, carrying only its id).
+    "IMBOT_DISPATCH": "inline",
+    # Dotted module paths imported at start-up besides every app's ``imbot_handlers``.
+    "IMBOT_HANDLER_MODULES": [],
+    # Seconds a process may hold an event's claim without touching it (renewed before each
+    # handler).  A worker that dies mid-handler blocks its event for at most this long, so
+    # keep it above your slowest handler.
+    "IMBOT_DISPATCH_LEASE": 600,
+    # The Celery queue events are sent to; None is Celery's default queue.
+    "IMBOT_CELERY_QUEUE": None,
+    # What context reply helpers hand their Bitrix24 calls to: a dotted path or an object
+    # with ``send(call)``.  Until the REST client lands the default only logs them as pending.
+    "IMBOT_SENDER": "imbot_app.context.PendingSender",
 }
 
 

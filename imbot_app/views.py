@@ -26,6 +26,7 @@ from rest_framework.views import APIView, exception_handler
 
 from .auth import AuthenticationFailed, authenticate
 from .conf import imbot_settings
+from .dispatch import event_stored
 from .parsers import LimitedJSONParser, PhpFormParser
 from .serializers import InvalidPayload, parse_envelope, parse_event
 from .store import store_event
@@ -97,7 +98,9 @@ class EventView(APIView):
             event = parse_event(envelope)
         except InvalidPayload as invalid:
             return self._store_invalid(request, envelope, authenticated, invalid.errors)
-        result = store_event(envelope, event, authenticated, client_address(request._request))
+        result = store_event(
+            envelope, event, authenticated, client_address(request._request), on_commit=event_stored
+        )
         return Response(
             {
                 "status": "duplicate" if result.duplicate else "accepted",

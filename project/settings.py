@@ -89,6 +89,23 @@ IMBOT_MAX_FIELDS = env.int("IMBOT_MAX_FIELDS", default=1000)
 IMBOT_MAX_DEPTH = env.int("IMBOT_MAX_DEPTH", default=16)
 IMBOT_HTTP_TIMEOUT = env.float("IMBOT_HTTP_TIMEOUT", default=10.0)
 IMBOT_CLIENT_IP_HEADER = env.str("IMBOT_CLIENT_IP_HEADER", default=None)
+# "inline": handlers run in the web process after the commit; "celery": one task per event.
+IMBOT_DISPATCH = env.str("IMBOT_DISPATCH", default="inline")
+# Handler modules besides every installed app's imbot_handlers (comma-separated in the env).
+IMBOT_HANDLER_MODULES = env.list("IMBOT_HANDLER_MODULES", default=[])
+IMBOT_DISPATCH_LEASE = env.int("IMBOT_DISPATCH_LEASE", default=600)
+IMBOT_CELERY_QUEUE = env.str("IMBOT_CELERY_QUEUE", default=None)
+
+# --- Celery (used when IMBOT_DISPATCH=celery; see project/celery.py) -----------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+# With late acknowledgement a worker holds one message at a time, so a killed worker strands
+# only the event it was running.  Redis redelivers an unacknowledged message after
+# visibility_timeout seconds: keep it above your slowest event.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+CELERY_BROKER_TRANSPORT_OPTIONS = env.json(
+    "CELERY_BROKER_TRANSPORT_OPTIONS", default={"visibility_timeout": 3600}
+)
+CELERY_TASK_IGNORE_RESULT = True
 
 LOGGING = {
     "version": 1,

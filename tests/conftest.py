@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from imbot_app.routing import Router, router
 from imbot_app.testing import EventFactory, FakeBitrix24
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
@@ -41,3 +42,36 @@ def _forget_cached_bot_ids() -> Iterator[None]:
     bot_ids.clear()
     yield
     bot_ids.clear()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """SQLite: make sure the test database is a file, in this run's temporary folder if not.
+
+    An in-memory test database cannot be opened by another process, and tests/test_celery.py
+    runs a real Celery worker that must see the same database.  A file-based test name set
+    by the settings is kept.  PostgreSQL needs nothing: its test database is reachable.
+    """
+    from django.db import connections
+
+    settings = connections["default"].settings_dict
+    if not settings["ENGINE"].endswith("sqlite3"):
+        return
+    test = settings.setdefault("TEST", {})
+    name = str(test.get("NAME") or "")
+    if not name or name == ":memory:" or "mode=memory" in name:
+        test["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")
+
+
+@pytest.fixture
+def isolated_routes() -> Iterator[Router]:
+    """No routing handlers but the test's own.
+
+    The earlier ones (the example project's) come back afterwards; whatever the test
+    registered is gone.
+    """
+    with router.isolated():
+        yield router

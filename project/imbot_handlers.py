@@ -1,0 +1,35 @@
+"""The example bot: ``/echo`` answers with its params; a plain private message gets help.
+
+imbot_app imports this module at start-up because ``project`` is an installed app and the
+module is called ``imbot_handlers``.  The replies use the final API (``command.answer()``,
+``message.reply()``); until the REST client is installed they are logged as pending on the
+``imbot_app.pending`` logger instead of being sent.
+"""
+
+from __future__ import annotations
+
+from imbot_app import on_command, on_message
+from imbot_app.context import CommandContext, MessageContext
+from imbot_app.models import ChatType
+
+HELP_TEXT = (
+    "Hi! I am the echo bot. Commands:\n"
+    "/echo <text> - I repeat <text>\n"
+    "Write to me here any time to see this again."
+)
+
+
+@on_command("echo")
+def echo(command: CommandContext) -> None:
+    """``/echo test`` answers ``test`` (the reference page's own example)."""
+    command.answer(command.params or "You sent /echo without text.")
+
+
+@on_message(regex=r"^(?!/)", chat_type=ChatType.PRIVATE, priority=-10)
+def private_help(message: MessageContext) -> None:
+    """Any plain (not slash-command) message in a private chat gets the help text.
+
+    Priority -10: handlers of your own with the default priority run first and may
+    ``message.stop()`` this one.
+    """
+    message.reply(HELP_TEXT)
