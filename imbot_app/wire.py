@@ -38,7 +38,11 @@ DEFAULT_MAX_DEPTH = 16
 DEFAULT_MAX_FIELDS = 1000
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
-_CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)\Z")
+_CANONICAL_INT = re.compile(r"(0|-?[1-9][0-9]*)\Z")
+_PHP_INT_MAX = 2**63 - 1
+_PHP_INT_MIN = -(2**63)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_C_SPACE = frozenset(" \t\n\v\f\r")  # C's isspace()
 
 
 class WireError(ValueError):
@@ -85,12 +89,13 @@ def _split_key(name: str) -> tuple[str, list[str | None]] | None:
     """Split a PHP variable name into its base and bracket indices, as ``parse_str`` does.
 
     Returns ``None`` for names PHP ignores (an empty base name).  ``None`` in the index list
-    stands for ``[]`` (append).  Follows ``php_register_variable_ex``: leading spaces are
-    skipped; spaces and dots in the base become ``_``; a ``[`` without its ``]`` is not an
-    index and turns into ``_``; text after the last ``]`` that does not open a new ``[`` is
-    dropped.
+    stands for ``[]`` (append).  Follows ``php_register_variable_ex``: the name ends at its first
+    NUL (PHP handles it as a C string); leading spaces are skipped; spaces and dots in the base
+    become ``_``; ``[]`` and ``[ ]`` (one whitespace character) append; a ``[`` without its
+    ``]`` is not an index and turns into ``_``; text after the last ``]`` that does not open a
+    new ``[`` is dropped.
     """
-    name = name.lstrip(" ")
+    name = name.partition("\x00")[0].lstrip(" ")
     bracket = name.find("[")
     if bracket == -1:
         base = name.replace(" ", "_").replace(".", "_")
@@ -111,41 +116,84 @@ def _split_key(name: str) -> tuple[str, list[str | None]] | None:
                 return base + "_" + rest, []
             return base, indices
         inner = name[pos + 1 : close]
-        indices.append(inner if inner else None)
+        # PHP skips one isspace() character before looking for ']': "[ ]" appends like "[]".
+        indices.append(None if inner == "" or inner in _C_SPACE else inner)
         if close + 1 < len(name) and name[close + 1] == "[":
             pos = close + 1
             continue
         return base, indices
 
 
-def _next_index(mapping: dict[str, Any]) -> str:
-    """PHP's next free integer key (``$a[] = ...``), computed over integer-like keys."""
-    best: int | None = None
-    for key in mapping:
-        if _CANONICAL_INT.match(key):
-            value = int(key)
-            if best is None or value > best:
-                best = value
-    return "0" if best is None else str(best + 1)
+def _php_int_key(key: str) -> int | None:
+    """The integer PHP stores ``key`` as (``ZEND_HANDLE_NUMERIC_STR``), or ``None``.
+
+    Only canonical decimals within PHP's 64-bit integer range count: no leading zero, no
+    ``+``, no ``-0``.  Anything else stays a string key in PHP too.
+    """
+    if len(key) > 20 or not _CANONICAL_INT.match(key):
+        return None
+    value = int(key)
+    return value if _PHP_INT_MIN <= value <= _PHP_INT_MAX else None
 
 
-def _assign(root: dict[str, Any], base: str, indices: list[str | None], value: str) -> None:
+class _Arrays:
+    """The arrays of one ``parse_str`` call, with PHP's ``nNextFreeElement`` for each.
+
+    ``$a[] = v`` uses the largest integer key ever stored in ``$a`` plus one (0 when there is
+    none); after ``PHP_INT_MAX`` no next key exists and PHP drops the field.  Keeping the
+    counter per array makes appends O(1) instead of a scan over the keys.
+    """
+
+    def __init__(self) -> None:
+        self._next: dict[int, int] = {}
+
+    def new(self) -> dict[str, Any]:
+        node: dict[str, Any] = {}
+        # Registered at creation, so a dict reusing a dropped one's id starts afresh.
+        self._next[id(node)] = _PHP_INT_MIN
+        return node
+
+    def store(self, node: dict[str, Any], key: str, value: Any) -> None:
+        node[key] = value
+        number = _php_int_key(key)
+        if number is not None and number >= self._next[id(node)]:
+            self._next[id(node)] = number + 1 if number < _PHP_INT_MAX else _PHP_INT_MAX
+
+    def next_key(self, node: dict[str, Any]) -> str | None:
+        """The key ``[]`` appends under, or ``None`` when PHP cannot append."""
+        number = self._next[id(node)]
+        key = "0" if number == _PHP_INT_MIN else str(number)
+        return None if key in node else key
+
+
+def _assign(
+    arrays: _Arrays,
+    root: dict[str, Any],
+    base: str,
+    indices: list[str | None],
+    value: str,
+) -> None:
+    """``php_register_variable_ex`` from the base name down, storing ``value`` at the end."""
     if not indices:
-        root[base] = value
+        arrays.store(root, base, value)
         return
     node = root.get(base)
     if not isinstance(node, dict):
-        node = {}
-        root[base] = node
+        node = arrays.new()
+        arrays.store(root, base, node)
     for index in indices[:-1]:
-        key = _next_index(node) if index is None else index
+        key = arrays.next_key(node) if index is None else index
+        if key is None:
+            return  # no next integer key: PHP drops the field
         child = node.get(key)
         if not isinstance(child, dict):
-            child = {}
-            node[key] = child
+            child = arrays.new()
+            arrays.store(node, key, child)
         node = child
     last = indices[-1]
-    node[_next_index(node) if last is None else last] = value
+    key = arrays.next_key(node) if last is None else last
+    if key is not None:
+        arrays.store(node, key, value)
 
 
 def decode_form(
@@ -161,7 +209,8 @@ def decode_form(
     """
     if not isinstance(body, bytes | bytearray):
         raise WireError("bad_body", "the body must be bytes")
-    result: dict[str, Any] = {}
+    arrays = _Arrays()
+    result = arrays.new()
     fields = 0
     for piece in bytes(body).split(b"&"):
         if not piece:
@@ -180,7 +229,7 @@ def decode_form(
             raise WireError(
                 "too_deep", f"field {key[:80]!r} is nested deeper than {max_depth} levels"
             )
-        _assign(result, base, indices, value)
+        _assign(arrays, result, base, indices, value)
     return result
 
 
@@ -196,6 +245,12 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _check_text(text: str) -> None:
+    """Reject the lone surrogates a ``\\ud800`` escape decodes to (PHP's ``json_decode`` does)."""
+    if not text.isascii() and _SURROGATE.search(text):
+        raise WireError("bad_json", "the body has an unpaired UTF-16 surrogate escape")
+
+
 def _check_json_shape(value: Any, max_fields: int, max_depth: int) -> None:
     """Walk the decoded document without recursion, counting leaves and depth."""
     leaves = 0
@@ -203,6 +258,8 @@ def _check_json_shape(value: Any, max_fields: int, max_depth: int) -> None:
     while stack:
         node, depth = stack.pop()
         if isinstance(node, dict):
+            for key in node:
+                _check_text(key)
             children: Iterator[Any] = iter(node.values())
         elif isinstance(node, list):
             children = iter(node)
@@ -210,6 +267,8 @@ def _check_json_shape(value: Any, max_fields: int, max_depth: int) -> None:
             leaves += 1
             if leaves > max_fields:
                 raise WireError("too_many_fields", f"more than {max_fields} fields in the body")
+            if isinstance(node, str):
+                _check_text(node)
             continue
         if depth > max_depth:
             raise WireError("too_deep", f"the body is nested deeper than {max_depth} levels")
@@ -285,15 +344,41 @@ def php_urlencode(text: str) -> str:
     return "".join(out)
 
 
+def _php_float(value: float) -> str:
+    """PHP 8's ``(string)$float``: ``zend_gcvt`` with ``precision=14``.
+
+    14 significant digits, trailing zeros dropped, exponent form ``1.0E+20`` / ``1.0E-7`` when
+    the decimal exponent is below -4 or above 13; ``-0``, ``INF``, ``-INF`` and ``NAN`` as PHP
+    writes them.
+    """
+    if math.isnan(value):
+        return "NAN"
+    if math.isinf(value):
+        return "INF" if value > 0 else "-INF"
+    sign = "-" if math.copysign(1.0, value) < 0 else ""
+    mantissa, _, exponent = f"{abs(value):.13e}".partition("e")
+    digits = mantissa.replace(".", "").rstrip("0") or "0"
+    point = int(exponent) + 1 if digits != "0" else 1  # digits are 0.DIGITS * 10**point
+    if (point < -3) if point < 0 else (point > 14):
+        power = point - 1
+        return f"{sign}{digits[0]}.{digits[1:] or '0'}E{'-' if power < 0 else '+'}{abs(power)}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    whole = digits[:point].ljust(point, "0")
+    fraction = digits[point:]
+    return f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}"
+
+
 def _scalar(value: Any) -> str | None:
+    """A scalar as ``http_build_query`` writes it, or ``None`` for a value it leaves out."""
     if value is None:
         return None
     if value is True:
         return "1"
     if value is False:
         return "0"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float):
+        return _php_float(value)
     return str(value)
 
 
