@@ -45,6 +45,11 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _C_SPACE = frozenset(" \t\n\v\f\r")  # C's isspace()
 
 
+# PHP keeps a NUL character in a value; no database text column can hold one, and no Bitrix24
+# event has one, so it is refused rather than silently altered.
+NUL_MESSAGE = "the body contains a NUL character (%00), which is not allowed"
+
+
 class WireError(ValueError):
     """A body that cannot be decoded; ``code`` is a stable machine-readable reason."""
 
@@ -221,6 +226,8 @@ def decode_form(
         raw_key, sep, raw_value = piece.partition(b"=")
         key = _percent_decode(raw_key, "a field name")
         value = _percent_decode(raw_value, f"the value of {key[:80]!r}") if sep else ""
+        if "\x00" in value:
+            raise WireError("nul_character", f"the value of {key[:80]!r}: {NUL_MESSAGE}")
         split = _split_key(key)
         if split is None:
             continue
@@ -249,6 +256,8 @@ def _check_text(text: str) -> None:
     """Reject the lone surrogates a ``\\ud800`` escape decodes to (PHP's ``json_decode`` does)."""
     if not text.isascii() and _SURROGATE.search(text):
         raise WireError("bad_json", "the body has an unpaired UTF-16 surrogate escape")
+    if "\x00" in text:
+        raise WireError("nul_character", NUL_MESSAGE)
 
 
 def _check_json_shape(value: Any, max_fields: int, max_depth: int) -> None:

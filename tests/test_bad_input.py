@@ -153,6 +153,7 @@ def test_body_exactly_at_limit_is_accepted(
         pytest.param(b'[{"event": "X"}]', "bad_json", "must be an object", id="array"),
         pytest.param(b'"ONIMBOTMESSAGEADD"', "bad_json", "must be an object", id="string"),
         pytest.param(b'{"event": "a\xff"}', "invalid_utf8", "UTF-8", id="raw-0xff"),
+        pytest.param(b'{"event": "X", "m": "a\\u0000"}', "nul_character", "NUL", id="nul"),
         pytest.param(b"{}", "empty_body", "no event", id="empty-object"),
         pytest.param(b"", "empty_body", "no event", id="empty"),
         pytest.param(b'{"data": {"PARAMS": {}}}', "missing_event", "'event'", id="no-event"),
@@ -195,6 +196,7 @@ def test_bad_json_body_is_400(
             b"event=ONIMBOTMESSAGEADD&\xff=1", "invalid_utf8", "UTF-8", id="raw-0xff-name"
         ),
         pytest.param(b"event=%C3%28", "invalid_utf8", "'event'", id="bad-utf8-sequence"),
+        pytest.param(b"event=X&data[PARAMS][MESSAGE]=a%00", "nul_character", "NUL", id="nul"),
         pytest.param(b"", "empty_body", "no event", id="empty"),
         pytest.param(b"&&&", "empty_body", "no event", id="only-separators"),
         pytest.param(
