@@ -138,8 +138,11 @@ class Chat(models.Model):
     """
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="chats")
+    # RESTRICT, not SET_NULL: two private chats with one person but different bots would
+    # collide on (portal, dialog_id) once their bot was cleared.  Deleting the whole portal
+    # still cascades; deleting a bot that has private chats is refused.
     bot = models.ForeignKey(
-        Bot, on_delete=models.SET_NULL, related_name="private_chats", null=True, blank=True
+        Bot, on_delete=models.RESTRICT, related_name="private_chats", null=True, blank=True
     )
     dialog_id = models.CharField(max_length=64)
     chat_id = models.BigIntegerField(null=True, blank=True)

@@ -203,3 +203,21 @@ def test_bot_author_flag_is_stored(client, factory) -> None:
     payload["data"]["USER"]["IS_BOT"] = "Y"
     accepted(post_event(client, payload))
     assert ChatUser.objects.get().is_bot is True
+
+
+def test_deleting_a_portal_deletes_its_history_even_with_two_bots(client, factory) -> None:
+    """Two bots in private chats with the same person: the portal still deletes cleanly."""
+    from imbot_app.models import Portal
+
+    second = EventFactory(
+        member_id=factory.member_id, application_token=factory.application_token, bot_id=2000
+    )
+    accepted(post_event(client, factory.message("to the first bot")))
+    accepted(post_event(client, second.message("to the second bot")))
+    assert Chat.objects.filter(dialog_id=str(factory.user_id)).count() == 2
+
+    Portal.objects.get(member_id=factory.member_id).delete()
+
+    assert not Chat.objects.exists()
+    assert not Message.objects.exists()
+    assert not Event.objects.exists()
