@@ -4,6 +4,8 @@ SQLite in the project folder is the default database; set ``DATABASE_URL`` for P
 e.g. ``postgres://postgres@127.0.0.1:5432/imbot``.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -65,8 +67,25 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("TEST", {})
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Several test threads share one in-memory database only through a named, shared cache.
-    DATABASES["default"]["TEST"].setdefault("NAME", "file:imbot_test?mode=memory&cache=shared")
+    # Concurrent writers (threads, a web server and Celery workers) need WAL and transactions
+    # that take the write lock when they begin instead of failing when they upgrade to it.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("transaction_mode", "IMMEDIATE")
+    _options.setdefault("timeout", 20)
+    _options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+    # The test database is a file of this test run's own, so worker processes the tests start
+    # can open it too (they are given its path in DATABASE_URL).
+    DATABASES["default"]["TEST"].setdefault(
+        "NAME",
+        env.str(
+            "IMBOT_TEST_SQLITE",
+            default=str(Path(tempfile.gettempdir()) / f"imbot-test-{os.getpid()}.sqlite3"),
+        ),
+    )
+
+# The REST client's per-portal rate limit lives in the cache: use Redis (CACHE_URL=
+# redis://127.0.0.1:6379/1) when several processes call Bitrix24, so they share one budget.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
@@ -89,6 +108,10 @@ IMBOT_MAX_FIELDS = env.int("IMBOT_MAX_FIELDS", default=1000)
 IMBOT_MAX_DEPTH = env.int("IMBOT_MAX_DEPTH", default=16)
 IMBOT_HTTP_TIMEOUT = env.float("IMBOT_HTTP_TIMEOUT", default=10.0)
 IMBOT_CLIENT_IP_HEADER = env.str("IMBOT_CLIENT_IP_HEADER", default=None)
+IMBOT_RATE_LIMIT = env.float("IMBOT_RATE_LIMIT", default=2.0)
+IMBOT_RATE_BURST = env.int("IMBOT_RATE_BURST", default=50)
+IMBOT_REST_MAX_RETRIES = env.int("IMBOT_REST_MAX_RETRIES", default=5)
+IMBOT_REST_BACKOFF = env.float("IMBOT_REST_BACKOFF", default=0.5)
 # "inline": handlers run in the web process after the commit; "celery": one task per event.
 IMBOT_DISPATCH = env.str("IMBOT_DISPATCH", default="inline")
 # Handler modules besides every installed app's imbot_handlers (comma-separated in the env).
