@@ -21,6 +21,14 @@ DEFAULTS: dict[str, Any] = {
     # The Bitrix24 application's client id and secret (from the developer console).
     "IMBOT_CLIENT_ID": "",
     "IMBOT_CLIENT_SECRET": "",
+    # Client-side copy of Bitrix24's leaky bucket: requests per second and burst, per portal
+    # (a Portal's own rate_limit / rate_burst win), kept in this cache alias.
+    "IMBOT_RATE_LIMIT": 2.0,
+    "IMBOT_RATE_BURST": 50,
+    "IMBOT_RATE_LIMIT_CACHE": "default",
+    # Retries of a call refused with QUERY_LIMIT_EXCEEDED / 429, and the first backoff (s).
+    "IMBOT_REST_MAX_RETRIES": 5,
+    "IMBOT_REST_BACKOFF": 0.5,
     # Request limits for the event endpoint.
     "IMBOT_MAX_BODY_BYTES": 1024 * 1024,
     "IMBOT_MAX_FIELDS": 1000,

@@ -69,6 +69,8 @@ class EventFactory:
     language: str = "en"
     # The chat id of the private dialog between the user and the bot (TO_CHAT_ID).
     private_chat_id: int = 2737
+    # A running FakeBitrix24 the portal lives on: events then carry tokens valid there.
+    fake: Any = field(default=None, repr=False)
 
     # ---------------------------------------------------------------- portal
 
@@ -77,6 +79,26 @@ class EventFactory:
         """A factory whose portal is stored as installed (no ONAPPINSTALL round trip)."""
         factory = cls(**kwargs)
         factory.install_portal()
+        return factory
+
+    @classmethod
+    def connected(cls, fake: Any, **kwargs: Any) -> EventFactory:
+        """An installed portal living on ``fake``: its endpoints point there, and the installer
+        and the bot have Credentials the fake accepts, so ``RestClient`` calls work."""
+        from ..models import Credential
+
+        kwargs.setdefault("client_id", fake.client_id)
+        factory = cls(server_endpoint=fake.rest_url, fake=fake, **kwargs)
+        portal = factory.install_portal()
+        portal.installer_user_id = factory.user_id
+        portal.save(update_fields=["installer_user_id"])
+        for user_id in (factory.user_id, factory.bot_id):
+            access, refresh = fake.issue_tokens(factory.member_id, user_id, domain=factory.domain)
+            Credential.objects.update_or_create(
+                portal=portal,
+                user_id=user_id,
+                defaults={"access_token": access, "refresh_token": refresh, "scope": "imbot"},
+            )
         return factory
 
     def install_portal(self) -> Any:
@@ -96,16 +118,26 @@ class EventFactory:
 
     @property
     def client_endpoint(self) -> str:
+        if self.fake is not None:
+            return str(self.fake.rest_url)
         return f"https://{self.domain}/rest/"
+
+    def _token_pair(self, user_id: int) -> tuple[str, str]:
+        if self.fake is not None:
+            access, refresh = self.fake.issue_tokens(self.member_id, user_id, domain=self.domain)
+            return str(access), str(refresh)
+        return _token(), _token()
 
     # ---------------------------------------------------------------- blocks
 
     def auth(self, user_id: int | None = None, *, tokens: bool = True) -> dict[str, Any]:
         """A top-level ``auth`` block for ``user_id`` (the human by default)."""
         block: dict[str, Any] = {}
+        user_id = self.user_id if user_id is None else user_id
+        access, refresh = self._token_pair(user_id) if tokens else ("", "")
         if tokens:
             block.update(
-                access_token=_token(),
+                access_token=access,
                 expires=str(int(time.time()) + 3600),
                 expires_in="3600",
                 scope="imbot",
@@ -116,10 +148,10 @@ class EventFactory:
             status="F",
             client_endpoint=self.client_endpoint,
             member_id=self.member_id,
-            user_id=str(self.user_id if user_id is None else user_id),
+            user_id=str(user_id),
         )
         if tokens:
-            block["refresh_token"] = _token()
+            block["refresh_token"] = refresh
         block["application_token"] = self.application_token
         return block
 
