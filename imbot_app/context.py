@@ -348,7 +348,8 @@ def load(event: Event, *, sender: Sender | None = None) -> LoadedEvent:
     try:
         typed = parse_event(parse_envelope(event.payload))
     except Exception as exc:
-        raise ContextUnavailable(f"the stored payload no longer parses: {exc}") from exc
+        detail = getattr(exc, "errors", None) or exc
+        raise ContextUnavailable(f"the stored payload no longer parses: {detail}") from exc
     state = DispatchState()
     base: dict[str, Any] = {
         "event": event,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from imbot_app.routing import Router, router
-from imbot_app.testing import EventFactory, FakeBitrix24
+from imbot_app.testing import EventFactory, FakeBitrix24, post_event
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 
@@ -75,3 +76,20 @@ def isolated_routes() -> Iterator[Router]:
     """
     with router.isolated():
         yield router
+
+
+@pytest.fixture
+def deliver(client: Any, django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
+    """Post an event through the endpoint and run what its commit starts (the handlers).
+
+    The test transaction never commits, so the on-commit callbacks are captured and run as
+    the commit would run them.  Returns the response, after checking it is a 200.
+    """
+
+    def post(payload: dict[str, Any], **kwargs: Any) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = post_event(client, payload, **kwargs)
+        assert response.status_code == 200, response.content
+        return response
+
+    return post
