@@ -49,8 +49,8 @@ DEFAULTS: dict[str, Any] = {
     # The Celery queue events are sent to; None is Celery's default queue.
     "IMBOT_CELERY_QUEUE": None,
     # What context reply helpers hand their Bitrix24 calls to: a dotted path or an object
-    # with ``send(call)``.  Until the REST client lands the default only logs them as pending.
-    "IMBOT_SENDER": "imbot_app.context.PendingSender",
+    # with ``send(call)``.  RestSender calls Bitrix24; PendingSender only logs (dry runs).
+    "IMBOT_SENDER": "imbot_app.sender.RestSender",
 }
 
 

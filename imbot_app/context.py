@@ -8,10 +8,10 @@ serializers the endpoint used, and the rows are looked up by their Bitrix24 ids.
 what lets a Celery worker, or a replay months later, hand handlers the same objects the web
 process would have.
 
-Reply helpers (``message.reply()``, ``command.answer()``) describe the Bitrix24 call as an
-:class:`OutgoingCall` and hand it to the configured sender (``IMBOT_SENDER``).  The sender
-that really calls Bitrix24 arrives with the REST client; until then :class:`PendingSender`
-logs each call as pending and sends nothing.
+Reply helpers (``message.reply()``, ``command.answer()``, ``update()``, ``send_typing()``)
+describe the Bitrix24 call as an :class:`OutgoingCall` and hand it to the configured sender
+(``IMBOT_SENDER``): :class:`~imbot_app.sender.RestSender` by default, which calls Bitrix24 as
+the bot and stores what it said; :class:`PendingSender` only logs the calls.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from django.utils.module_loading import import_string
 
+from . import blocks
 from . import events as ev
 from .conf import imbot_settings
 from .models import Bot, Chat, ChatUser, CommandInvocation, Event, Message, Portal
@@ -66,6 +67,7 @@ class OutgoingCall:
     portal: Portal
     bot_id: int | None
     event: Event
+    chat: Chat | None = None
 
 
 @runtime_checkable
@@ -77,7 +79,7 @@ class Sender(Protocol):
 
 
 class PendingSender:
-    """The default sender until the REST client lands: logs the call, sends nothing.
+    """A sender that only logs: for dry runs and for trying handlers without Bitrix24.
 
     Each call is logged on ``imbot_app.pending`` (method, portal, bot and parameters; there
     are no tokens in a call) and ``None`` is returned, as no message id exists.
@@ -85,7 +87,7 @@ class PendingSender:
 
     def send(self, call: OutgoingCall) -> None:
         pending_logger.info(
-            "pending (not sent, no REST client yet): %s on %s as bot %s for event %s: %r",
+            "pending (not sent): %s on %s as bot %s for event %s: %r",
             call.method,
             call.portal,
             call.bot_id,
@@ -177,7 +179,9 @@ class EventContext:
     def stopped(self) -> bool:
         return self.state.stopped
 
-    def _send(self, method: str, params: dict[str, Any], bot: Bot | None) -> Any:
+    def _send(
+        self, method: str, params: dict[str, Any], bot: Bot | None, chat: Chat | None = None
+    ) -> Any:
         """The one way out: every reply helper ends here (an extension point, see module doc)."""
         call = OutgoingCall(
             method=method,
@@ -185,28 +189,78 @@ class EventContext:
             portal=self.portal,
             bot_id=bot.bot_id if bot is not None else None,
             event=self.event,
+            chat=chat if chat is not None and chat.pk is not None else None,
         )
         return self.sender.send(call)
 
 
+def _extras(keyboard: Any, attach: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """KEYBOARD / ATTACH from builders or raw structures, size-checked, plus other params."""
+    extras = dict(params)
+    for name, value in (("KEYBOARD", keyboard), ("ATTACH", attach)):
+        if value is not None:
+            extras[name] = blocks.to_bitrix(name, value)
+    if "MENU" in extras:
+        extras["MENU"] = blocks.to_bitrix("MENU", extras["MENU"])
+    return extras
+
+
 class _ChatReplies:
-    """``reply()`` for contexts that happen in a chat."""
+    """Replies for contexts that happen in a chat: write, edit, delete, show "typing"."""
 
     bot: Bot | None
     chat: Chat
 
-    def reply(self, text: str, **params: Any) -> Any:
-        """Write ``text`` to the chat as the bot (``imbot.message.add``).
-
-        ``params`` are further ``imbot.message.add`` parameters (``KEYBOARD``, ``ATTACH``,
-        ``SYSTEM`` ...).  Returns what the sender returns: the new message id once the REST
-        client is installed, ``None`` while calls are only logged as pending.
-        """
-        payload: dict[str, Any] = {"DIALOG_ID": self.chat.dialog_id, "MESSAGE": text, **params}
+    def _as_bot(self, payload: dict[str, Any]) -> dict[str, Any]:
         if self.bot is not None:
-            payload = {"BOT_ID": self.bot.bot_id, **payload}
+            return {"BOT_ID": self.bot.bot_id, **payload}
+        return payload
+
+    def _out(self, method: str, payload: dict[str, Any]) -> Any:
         assert isinstance(self, EventContext)
-        return self._send("imbot.message.add", payload, self.bot)
+        return self._send(method, self._as_bot(payload), self.bot, self.chat)
+
+    def reply(self, text: str, keyboard: Any = None, attach: Any = None, **params: Any) -> Any:
+        """Write ``text`` to the chat as the bot (``imbot.message.add`` to its DIALOG_ID).
+
+        ``keyboard`` and ``attach`` take :class:`~imbot_app.blocks.Keyboard` /
+        :class:`~imbot_app.blocks.Attach` builders or raw structures (refused over 30 KB);
+        ``params`` are further ``imbot.message.add`` parameters (``SYSTEM``, ``URL_PREVIEW``
+        ...).  Returns the new message's id (the message is stored with direction "out").
+        """
+        payload = {"DIALOG_ID": self.chat.dialog_id, "MESSAGE": text}
+        return self._out("imbot.message.add", {**payload, **_extras(keyboard, attach, params)})
+
+    def _update_target(self) -> int | None:
+        return None
+
+    def update(
+        self,
+        text: str,
+        *,
+        message_id: int | None = None,
+        keyboard: Any = None,
+        attach: Any = None,
+        **params: Any,
+    ) -> Any:
+        """Edit a message the bot wrote (``imbot.message.update``); an empty text deletes it.
+
+        ``message_id`` is the id ``reply()`` returned; for a command clicked on a keyboard it
+        defaults to the message carrying that keyboard, as Bitrix24's EchoBot pages.
+        """
+        target = message_id if message_id is not None else self._update_target()
+        if target is None:
+            raise ValueError("update() needs the message_id of a message the bot wrote")
+        payload = {"MESSAGE_ID": target, "MESSAGE": text}
+        return self._out("imbot.message.update", {**payload, **_extras(keyboard, attach, params)})
+
+    def delete(self, message_id: int) -> Any:
+        """Delete a message the bot wrote (``imbot.message.delete``)."""
+        return self._out("imbot.message.delete", {"MESSAGE_ID": message_id})
+
+    def send_typing(self) -> Any:
+        """Show "the bot is typing..." in the chat (``imbot.chat.sendTyping``)."""
+        return self._out("imbot.chat.sendTyping", {"DIALOG_ID": self.chat.dialog_id})
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -267,19 +321,22 @@ class CommandContext(_ChatReplies, EventContext):
         """``params`` split on whitespace."""
         return tuple(self.params.split())
 
-    def answer(self, text: str, **params: Any) -> Any:
+    def answer(self, text: str, keyboard: Any = None, attach: Any = None, **params: Any) -> Any:
         """Answer the command (``imbot.command.answer`` with its COMMAND_ID and MESSAGE_ID).
 
-        ``params`` are further ``imbot.command.answer`` parameters (``KEYBOARD``, ``ATTACH``
-        ...).  Returns what the sender returns (``None`` while calls are only pending).
+        ``keyboard`` / ``attach`` as for ``reply()``; ``params`` are further
+        ``imbot.command.answer`` parameters.  Returns the answer's message id.
         """
         payload: dict[str, Any] = {
             "COMMAND_ID": self.command_id,
             "MESSAGE_ID": self.message_id,
             "MESSAGE": text,
-            **params,
+            **_extras(keyboard, attach, params),
         }
-        return self._send("imbot.command.answer", payload, self.bot)
+        return self._send("imbot.command.answer", payload, self.bot, self.chat)
+
+    def _update_target(self) -> int | None:
+        return self.message_id if self.context == "KEYBOARD" else None
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

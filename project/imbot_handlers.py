@@ -1,9 +1,9 @@
 """The example bot: ``/echo`` answers with its params; a plain private message gets help.
 
 imbot_app imports this module at start-up because ``project`` is an installed app and the
-module is called ``imbot_handlers``.  The replies use the final API (``command.answer()``,
-``message.reply()``); until the REST client is installed they are logged as pending on the
-``imbot_app.pending`` logger instead of being sent.
+module is called ``imbot_handlers``.  The replies go to Bitrix24 as the bot
+(``IMBOT_SENDER=imbot_app.context.PendingSender`` only logs them) and are stored as the
+chat's outgoing messages.
 """
 
 from __future__ import annotations

@@ -118,6 +118,8 @@ IMBOT_DISPATCH = env.str("IMBOT_DISPATCH", default="inline")
 IMBOT_HANDLER_MODULES = env.list("IMBOT_HANDLER_MODULES", default=[])
 IMBOT_DISPATCH_LEASE = env.int("IMBOT_DISPATCH_LEASE", default=600)
 IMBOT_CELERY_QUEUE = env.str("IMBOT_CELERY_QUEUE", default=None)
+# Where replies go: RestSender calls Bitrix24; imbot_app.context.PendingSender only logs them.
+IMBOT_SENDER = env.str("IMBOT_SENDER", default="imbot_app.sender.RestSender")
 
 # --- Celery (used when IMBOT_DISPATCH=celery; see project/celery.py) -----------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")

@@ -93,3 +93,13 @@ def deliver(client: Any, django_capture_on_commit_callbacks: Any) -> Callable[..
         return response
 
     return post
+
+
+@pytest.fixture(autouse=True)
+def _replies_stay_offline(settings: Any) -> None:
+    """No test reaches for a real portal: the example handlers' replies are only logged.
+
+    Tests of real replies point a portal at :class:`FakeBitrix24` and set
+    ``IMBOT_SENDER = "imbot_app.sender.RestSender"`` themselves.
+    """
+    settings.IMBOT_SENDER = "imbot_app.context.PendingSender"

@@ -82,7 +82,8 @@ def test_other_commands_get_no_answer(factory, deliver, sent) -> None:
     assert sent == []
 
 
-def test_until_the_rest_client_lands_replies_are_logged_as_pending(factory, deliver, caplog):
+def test_pending_sender_logs_replies_without_sending(factory, deliver, caplog, settings):
+    settings.IMBOT_SENDER = "imbot_app.context.PendingSender"
     caplog.set_level(logging.INFO, logger="imbot_app.pending")
     deliver(factory.command("echo", "hello"))
 
@@ -91,6 +92,13 @@ def test_until_the_rest_client_lands_replies_are_logged_as_pending(factory, deli
     assert "imbot.command.answer" in record.getMessage()
     assert "'MESSAGE': 'hello'" in record.getMessage()
     assert isinstance(get_sender(), PendingSender)
+
+
+def test_the_default_sender_calls_bitrix24(settings) -> None:
+    from imbot_app.sender import RestSender
+
+    del settings.IMBOT_SENDER
+    assert isinstance(get_sender(), RestSender)
 
 
 def test_a_sender_without_send_is_refused(settings) -> None:

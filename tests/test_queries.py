@@ -50,13 +50,24 @@ def test_duplicate_costs_no_more_than_a_new_event(client, factory) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_known_message_in_autocommit_mode_as_in_production(client) -> None:
-    """Outside a test transaction: the store's own transaction, as a real request has it."""
+def test_known_message_in_autocommit_mode_as_in_production(client, isolated_routes) -> None:
+    """Outside a test transaction: the store's own transaction, as a real request has it.
+
+    No handlers are routed, so what is counted is the webhook's own work.
+    """
     from imbot_app.testing import EventFactory
 
     factory = EventFactory.installed()
     assert post_event(client, factory.message("warm up")).status_code == 200
     with CaptureQueriesContext(connection) as context:
         assert post_event(client, factory.message("counted")).status_code == 200
-    assert len(context.captured_queries) <= MAX_QUERIES_PER_KNOWN_MESSAGE, _sql(context)
-    assert len(_data_queries(context)) == 6, _sql(context)
+
+    # After the commit, dispatch marks the event processed (no handler is routed): that is the
+    # handlers' cost, not the webhook's.  SQLite shows the commit; PostgreSQL does not.
+    queries = context.captured_queries
+    ends = [i for i, q in enumerate(queries) if q["sql"] == "COMMIT"]
+    ingest = queries[: ends[0] + 1] if ends else queries
+    ingest = [q for q in ingest if not q["sql"].startswith('UPDATE "imbot_app_event"')]
+    assert len(ingest) <= MAX_QUERIES_PER_KNOWN_MESSAGE, _sql(context)
+    data = [q for q in ingest if not q["sql"].startswith(TRANSACTION_CONTROL)]
+    assert len(data) == 6, _sql(context)

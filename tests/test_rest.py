@@ -38,6 +38,14 @@ def portal_on_fake(db: None, rest_settings: Any, fake_b24: FakeBitrix24) -> Even
     return EventFactory.connected(fake_b24)
 
 
+def listed(factory: EventFactory) -> dict[str, Any]:
+    """What imbot.bot.list answers for the factory's portal: its one bot."""
+    code = factory.bot_code
+    return {
+        str(factory.bot_id): {"ID": factory.bot_id, "NAME": code, "CODE": code, "OPENLINE": "N"}
+    }
+
+
 def portal_of(factory: EventFactory) -> Portal:
     return Portal.objects.get(member_id=factory.member_id)
 
@@ -81,7 +89,7 @@ def test_call_returns_the_result_and_uses_the_stored_endpoint(portal_on_fake, fa
 
 def test_unknown_user_falls_back_to_the_installer(portal_on_fake, fake_b24) -> None:
     client = RestClient(portal_of(portal_on_fake), user_id=999_999)
-    assert client.call("imbot.bot.list") == {}
+    assert client.call("imbot.bot.list") == listed(portal_on_fake)
     installer = Credential.objects.get(user_id=portal_on_fake.user_id).access_token
     assert fake_b24.calls_to("imbot.bot.list")[0].token == installer
 
@@ -97,7 +105,7 @@ def test_expired_token_is_refreshed_once_and_the_call_retried(
         client = RestClient(portal_of(portal_on_fake), user_id=portal_on_fake.bot_id)
 
         with django_capture_on_commit_callbacks(execute=True):
-            assert client.call("imbot.bot.list") == {}
+            assert client.call("imbot.bot.list") == listed(portal_on_fake)
     finally:
         token_refreshed.disconnect(refreshed)
 
@@ -188,7 +196,7 @@ def test_twenty_threads_refresh_once(rest_settings, fake_b24) -> None:
         thread.join(timeout=60)
 
     assert failures == []
-    assert results == [{}] * 20
+    assert results == [listed(factory)] * 20
     assert fake_b24.refreshes == 1
 
 
@@ -205,7 +213,7 @@ client = RestClient(Portal.objects.get(member_id=sys.argv[1]), int(sys.argv[4]))
 client.credential()
 start = float(sys.argv[5])
 time.sleep(max(0.0, start - time.time()))
-print(client.call("imbot.bot.list"), client.stats.refreshes, flush=True)
+print(len(client.call("imbot.bot.list")), client.stats.refreshes, flush=True)
 """
 
 
@@ -244,7 +252,7 @@ def test_two_processes_refresh_once(rest_settings, fake_b24) -> None:
     for process, (_out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err
     answers = sorted(out.split() for out, _ in outputs)
-    assert answers == [["{}", "0"], ["{}", "1"]]  # both succeed; exactly one refreshed
+    assert answers == [["1", "0"], ["1", "1"]]  # both succeed; exactly one refreshed
     assert fake_b24.refreshes == 1
 
 
@@ -276,7 +284,7 @@ def test_operation_time_limit_429_is_retried(portal_on_fake, fake_b24) -> None:
         status=429,
     )
     client = RestClient(portal_of(portal_on_fake))
-    assert client.call("imbot.bot.list") == {}
+    assert client.call("imbot.bot.list") == listed(portal_on_fake)
     assert client.stats.retries == 2
 
 

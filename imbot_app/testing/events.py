@@ -82,9 +82,12 @@ class EventFactory:
         return factory
 
     @classmethod
-    def connected(cls, fake: Any, **kwargs: Any) -> EventFactory:
-        """An installed portal living on ``fake``: its endpoints point there, and the installer
-        and the bot have Credentials the fake accepts, so ``RestClient`` calls work."""
+    def connected(
+        cls, fake: Any, *, commands: Mapping[str, int] | None = None, **kwargs: Any
+    ) -> EventFactory:
+        """An installed portal living on ``fake``: its endpoints point there, the installer and
+        the bot have Credentials the fake accepts (so ``RestClient`` calls work), and the fake
+        knows the bot and its ``commands`` (word -> COMMAND_ID, default ``{"echo": 103}``)."""
         from ..models import Credential
 
         kwargs.setdefault("client_id", fake.client_id)
@@ -99,6 +102,9 @@ class EventFactory:
                 user_id=user_id,
                 defaults={"access_token": access, "refresh_token": refresh, "scope": "imbot"},
             )
+        fake.add_bot(factory.member_id, factory.bot_id, factory.bot_code)
+        for word, command_id in (commands if commands is not None else {"echo": 103}).items():
+            fake.add_command(factory.member_id, factory.bot_id, word, command_id)
         return factory
 
     def install_portal(self) -> Any:
@@ -121,6 +127,10 @@ class EventFactory:
         if self.fake is not None:
             return str(self.fake.rest_url)
         return f"https://{self.domain}/rest/"
+
+    def _new_id(self) -> int:
+        """A message id; on a fake, from its own sequence, so replies never collide with it."""
+        return int(self.fake.next_id()) if self.fake is not None else next(_ids)
 
     def _token_pair(self, user_id: int) -> tuple[str, str]:
         if self.fake is not None:
@@ -257,7 +267,7 @@ class EventFactory:
         **overrides: Any,
     ) -> dict[str, Any]:
         """ONIMBOTMESSAGEADD in a private chat, or in group ``chat_id`` with a mention."""
-        message_id = next(_ids) if message_id is None else message_id
+        message_id = self._new_id() if message_id is None else message_id
         data = {
             "BOT": self.bot_block(),
             "PARAMS": self._params(message_id, text, chat_id),
@@ -297,7 +307,7 @@ class EventFactory:
         **overrides: Any,
     ) -> dict[str, Any]:
         """ONIMCOMMANDADD: ``/command params`` typed (or clicked) in a chat."""
-        message_id = next(_ids) if message_id is None else message_id
+        message_id = self._new_id() if message_id is None else message_id
         text = f"/{command} {params}".rstrip()
         auth = self._bot_auth(self.bot_id)
         entry = {

@@ -193,6 +193,38 @@ class FakeBitrix24:
                 "domain": domain or "example.bitrix24.com",
             }
 
+    def next_id(self) -> int:
+        """A fresh id from the portal's one sequence (messages, bots and commands share it)."""
+        with self._lock:
+            return next(self._ids)
+
+    def add_bot(self, member_id: str, bot_id: int, code: str, *, name: str = "") -> None:
+        """A bot the portal already has (as if ``imbot.register`` had answered ``bot_id``)."""
+        with self._lock:
+            portal = self._portals.setdefault(
+                member_id, _Portal(member_id=member_id, domain="example.bitrix24.com")
+            )
+            portal.bots[bot_id] = {
+                "ID": bot_id,
+                "CODE": code,
+                "TYPE": "B",
+                "OPENLINE": "N",
+                "PROPERTIES": {"NAME": name or code},
+            }
+
+    def add_command(self, member_id: str, bot_id: int, command: str, command_id: int) -> None:
+        """A command the bot already has (as if ``imbot.command.register`` had run)."""
+        with self._lock:
+            self._portals[member_id].commands[command_id] = {
+                "ID": command_id,
+                "BOT_ID": bot_id,
+                "COMMAND": command,
+                "COMMON": "N",
+                "HIDDEN": "N",
+                "EXTRANET_SUPPORT": "N",
+                "LANG": [{"LANGUAGE_ID": "en", "TITLE": command}],
+            }
+
     def expire(self, access_token: str | None = None) -> None:
         """Expire one access token, or every one issued so far."""
         with self._lock:
