@@ -30,7 +30,7 @@ def _record(message: MessageContext, handler: str, **extra: object) -> None:
     path.write_text(json.dumps(record))
 
 
-@on_message(regex=r"^celery\b")
+@on_message(regex=r"\bcelery\b")
 def record_worker(message: MessageContext) -> None:
     """Say which process ran it."""
     _record(message, "record_worker")

@@ -3,6 +3,8 @@
 The worker is a subprocess on a queue of this test run's own, pointed at the test database
 (a file with SQLite, ``test_<name>`` with PostgreSQL), loading tests/celery_handlers.py.  The
 tests post events through the endpoint and look at what the worker left in the database.
+Messages go to group chats, where the example project's handler (which answers private
+messages through Bitrix24) stays out of the way.
 """
 
 from __future__ import annotations
@@ -227,6 +229,7 @@ def succeeded(event_id: int, handler: str) -> list[HandlerRun]:
 
 
 RECORD = "tests.celery_handlers.record_worker"
+CHAT = 4100
 SLOW = "tests.celery_handlers.slow"
 
 
@@ -235,7 +238,7 @@ SLOW = "tests.celery_handlers.slow"
 
 def test_a_worker_runs_the_handlers_not_the_web_process(client, celery_mode) -> None:
     factory = EventFactory.installed()
-    response = post_event(client, factory.message("celery hello"))
+    response = post_event(client, factory.message("celery hello", chat_id=CHAT))
     assert response.status_code == 200
     event_id = response.json()["event_id"]
 
@@ -245,13 +248,11 @@ def test_a_worker_runs_the_handlers_not_the_web_process(client, celery_mode) -> 
     assert run.worker != worker_name()
     [record] = records(celery_mode, event_id)
     assert record["pid"] == celery_mode.current.pid != os.getpid()
-    # The example project's handler ran there too: fan-out works across the process boundary.
-    assert succeeded(event_id, "project.imbot_handlers.private_help")
 
 
 def test_the_webhook_answers_before_a_slow_handler_finishes(client, celery_mode) -> None:
     factory = EventFactory.installed()
-    response = post_event(client, factory.message("slow 1.5"))
+    response = post_event(client, factory.message("slow 1.5", chat_id=CHAT))
     assert response.status_code == 200
     event_id = response.json()["event_id"]
     # The answer is out; the handler has not finished (it sleeps 1.5 s in the worker).
@@ -265,7 +266,7 @@ def test_the_webhook_answers_before_a_slow_handler_finishes(client, celery_mode)
 
 def test_more_deliveries_of_a_finished_event_run_nothing_again(client, celery_mode) -> None:
     factory = EventFactory.installed()
-    event_id = post_event(client, factory.message("celery twice")).json()["event_id"]
+    event_id = post_event(client, factory.message("celery twice", chat_id=CHAT)).json()["event_id"]
     wait_for(processed(event_id), "the event to be processed", celery_mode)
 
     enqueue(event_id)
@@ -283,7 +284,8 @@ def test_more_deliveries_of_a_finished_event_run_nothing_again(client, celery_mo
 
 def test_a_worker_killed_mid_handler_leaves_the_event_to_a_new_one(client, celery_mode) -> None:
     factory = EventFactory.installed()
-    event_id = post_event(client, factory.message("slow 3")).json()["event_id"]
+    payload = factory.message("slow 3 celery", chat_id=CHAT)
+    event_id = post_event(client, payload).json()["event_id"]
     killed = celery_mode.current
     wait_for(
         lambda: HandlerRun.objects.filter(
@@ -293,7 +295,10 @@ def test_a_worker_killed_mid_handler_leaves_the_event_to_a_new_one(client, celer
         celery_mode,
     )
     killed.kill()
-    assert [r["handler"] for r in records(celery_mode, event_id)] == ["slow_started"]
+    assert sorted(r["handler"] for r in records(celery_mode, event_id)) == [
+        "record_worker",
+        "slow_started",
+    ]
     assert Event.objects.get(pk=event_id).status == Event.Status.RECEIVED
 
     replacement = celery_mode.start()
@@ -306,10 +311,10 @@ def test_a_worker_killed_mid_handler_leaves_the_event_to_a_new_one(client, celer
     )
     assert abandoned.worker.endswith(f":{killed.pid}")
     assert abandoned.error.startswith("abandoned")
-    # The other handler had finished before the kill: it was not run a second time.
-    assert len(succeeded(event_id, "project.imbot_handlers.private_help")) == 1
+    # The handler that had finished before the kill was not run a second time.
+    assert len(succeeded(event_id, RECORD)) == 1
     handlers = sorted(r["handler"] for r in records(celery_mode, event_id))
-    assert handlers == ["slow_finished", "slow_started", "slow_started"]
+    assert handlers == ["record_worker", "slow_finished", "slow_started", "slow_started"]
     assert Event.objects.get(pk=event_id).dispatch_attempts >= 2
 
 
@@ -320,7 +325,7 @@ def test_database_errors_are_retried_with_backoff(client, celery_mode, settings)
     # Store the event without starting it: its task goes to a queue nobody reads.
     parking = f"{celery_mode.queue}-parking"
     settings.IMBOT_CELERY_QUEUE = parking
-    event_id = post_event(client, factory.message("celery locked")).json()["event_id"]
+    event_id = post_event(client, factory.message("celery locked", chat_id=CHAT)).json()["event_id"]
     _broker().delete(parking)
     settings.IMBOT_CELERY_QUEUE = celery_mode.queue
 
