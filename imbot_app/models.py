@@ -39,6 +39,10 @@ class Portal(models.Model):
     rate_burst = models.PositiveIntegerField(null=True, blank=True)
     installed_at = models.DateTimeField(null=True, blank=True)
     uninstalled_at = models.DateTimeField(null=True, blank=True)
+    # The last registration of the declared bots and commands on this portal: when it
+    # succeeded, or why it failed (shown in the admin; the installation itself is kept).
+    registered_at = models.DateTimeField(null=True, blank=True)
+    registration_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
