@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck migrations-check bench clean
+.PHONY: install run demo test lint typecheck migrations-check bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ run: install
 	@echo "  (Bitrix24 needs it on a public HTTPS address: put a tunnel or proxy in front.)"
 	@echo ""
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# A simulated Bitrix24 portal talks to the example bot, served on DEMO_PORT for the occasion.
+DEMO_PORT ?= 8001
+
+demo: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py imbot_simulate --serve $(DEMO_PORT)
 
 lint: install
 	$(BIN)/ruff check .

@@ -8,8 +8,8 @@ chat's outgoing messages.
 
 from __future__ import annotations
 
-from imbot_app import on_command, on_message
-from imbot_app.context import CommandContext, MessageContext
+from imbot_app import on_command, on_join, on_message
+from imbot_app.context import CommandContext, JoinContext, MessageContext
 from imbot_app.models import ChatType
 
 HELP_TEXT = (
@@ -33,3 +33,9 @@ def private_help(message: MessageContext) -> None:
     ``message.stop()`` this one.
     """
     message.reply(HELP_TEXT)
+
+
+@on_join
+def welcome(joined: JoinContext) -> None:
+    """Say hello when someone opens a dialog with the bot or adds it to a chat."""
+    joined.reply("Hello! Type /echo <text> and I will repeat it.")

@@ -90,7 +90,14 @@ class FakeBitrix24:
     client_id = "local.imbot.test"
     client_secret = "fake-client-secret"  # noqa: S105 (the fake's own, published)
 
-    def __init__(self, *, client_id: str | None = None, client_secret: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        port: int = 0,
+    ) -> None:
+        self.port = port
         if client_id is not None:
             self.client_id = client_id
         if client_secret is not None:
@@ -141,7 +148,7 @@ class FakeBitrix24:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -404,10 +411,12 @@ class FakeBitrix24:
             info = self._tokens.get(str(token or ""))
             if info is None or info.expired:
                 return _error(401, "invalid_token", "Unable to get application by token")
+            # A portal that lives on this fake: its REST API is the fake itself.
             install = {
                 "member_id": info.member_id,
                 "client_id": info.client_id,
                 "domain": self._portals[info.member_id].domain,
+                "client_endpoint": self.rest_url,
             }
         domain = install["domain"]
         return 200, {
@@ -421,7 +430,7 @@ class FakeBitrix24:
                     "scope": "imbot,im",
                     "domain": domain,
                     "uri": f"https://{domain}",
-                    "client_endpoint": f"https://{domain}/rest/",
+                    "client_endpoint": install.get("client_endpoint") or f"https://{domain}/rest/",
                     "member_id": install["member_id"],
                     "member_type": "PORTAL",
                 },
