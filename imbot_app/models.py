@@ -246,7 +246,10 @@ class Event(models.Model):
             models.Index(fields=["name", "-received_at"], name="imbot_event_name"),
             models.Index(fields=["status", "-received_at"], name="imbot_event_status"),
             models.Index(fields=["-received_at"], name="imbot_event_received"),
+            # The admin's portal filter, newest first.
+            models.Index(fields=["portal", "-received_at"], name="imbot_event_portal"),
         ]
+        permissions = [("replay_event", "Can replay events (run their handlers again)")]
 
     def __str__(self) -> str:
         return f"{self.name} #{self.pk}"
@@ -288,6 +291,9 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["chat", "message_id"], name="imbot_message_chat"),
             models.Index(fields=["-created_at"], name="imbot_message_created"),
+            # The admin's portal and direction filters, newest first.
+            models.Index(fields=["portal", "-created_at"], name="imbot_message_portal"),
+            models.Index(fields=["direction", "-created_at"], name="imbot_message_direction"),
         ]
 
     def __str__(self) -> str:
@@ -302,7 +308,10 @@ class CommandInvocation(models.Model):
         KEYBOARD = "KEYBOARD", "keyboard button"
         MENU = "MENU", "context menu"
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="invocations")
+    # SET_NULL: an invocation is chat history, like a Message; pruning old events keeps it.
+    event = models.ForeignKey(
+        Event, on_delete=models.SET_NULL, related_name="invocations", null=True, blank=True
+    )
     command = models.ForeignKey(Command, on_delete=models.CASCADE, related_name="invocations")
     chat = models.ForeignKey(
         Chat, on_delete=models.SET_NULL, related_name="invocations", null=True, blank=True
@@ -317,6 +326,10 @@ class CommandInvocation(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # The chat transcript shows each message's invocations: (chat, message_id) lookups.
+            models.Index(fields=["chat", "message_id"], name="imbot_invocation_message"),
+        ]
 
     def __str__(self) -> str:
         return f"/{self.command.command} {self.params}".strip()
