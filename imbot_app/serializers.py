@@ -338,6 +338,11 @@ def parse_envelope(payload: dict[str, Any]) -> Envelope:
 # --------------------------------------------------------------------------- builders
 
 
+def _envelope_fields(env: Envelope) -> dict[str, Any]:
+    """The fields every typed event takes from its envelope."""
+    return {"name": env.name, "handler_id": env.handler_id, "ts": env.ts, "auth": env.auth}
+
+
 def _user(values: Mapping[str, Any] | None) -> ev.UserInfo | None:
     if not values or not values.get("ID"):
         return None
@@ -412,10 +417,7 @@ def _message_event(cls: type[ev.MessageAdd | ev.MessageUpdate | ev.MessageDelete
     def build(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
         params = values["PARAMS"]
         return cls(
-            name=env.name,
-            handler_id=env.handler_id,
-            ts=env.ts,
-            auth=env.auth,
+            **_envelope_fields(env),
             bot_refs=_bots(values),
             chat=_chat(params),
             user=_user(values.get("USER")),
@@ -455,10 +457,7 @@ def _command_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
         if bot_id is not None and bot_id not in bots:
             bots[bot_id] = ev.BotRef(bot_id=bot_id, code=item.get("BOT_CODE", ""), auth=auth)
     return ev.CommandAdd(
-        name=env.name,
-        handler_id=env.handler_id,
-        ts=env.ts,
-        auth=env.auth,
+        **_envelope_fields(env),
         bot_refs=tuple(bots.values()),
         chat=_chat(params),
         user=_user(values.get("USER")),
@@ -474,10 +473,7 @@ def _join_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
     if bot_id is not None and all(b.bot_id != bot_id for b in bot_refs):
         bot_refs = (*bot_refs, ev.BotRef(bot_id=bot_id, code="", auth=None))
     return ev.BotJoinChat(
-        name=env.name,
-        handler_id=env.handler_id,
-        ts=env.ts,
-        auth=env.auth,
+        **_envelope_fields(env),
         bot_refs=bot_refs,
         chat=_chat(params),
         user=_user(values.get("USER")),
@@ -488,10 +484,7 @@ def _join_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
 
 def _bot_delete_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
     return ev.BotDelete(
-        name=env.name,
-        handler_id=env.handler_id,
-        ts=env.ts,
-        auth=env.auth,
+        **_envelope_fields(env),
         bot_id=values["BOT_ID"],
         bot_code=values.get("BOT_CODE", ""),
     )
@@ -499,10 +492,7 @@ def _bot_delete_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
 
 def _install_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
     return ev.AppInstall(
-        name=env.name,
-        handler_id=env.handler_id,
-        ts=env.ts,
-        auth=env.auth,
+        **_envelope_fields(env),
         version=values.get("VERSION", ""),
         active=values.get("ACTIVE"),
         installed=values.get("INSTALLED"),
@@ -512,10 +502,7 @@ def _install_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
 
 def _update_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
     return ev.AppUpdate(
-        name=env.name,
-        handler_id=env.handler_id,
-        ts=env.ts,
-        auth=env.auth,
+        **_envelope_fields(env),
         version=values.get("VERSION", ""),
         previous_version=values.get("PREVIOUS_VERSION", ""),
         language=values.get("LANGUAGE_ID", ""),
@@ -524,10 +511,7 @@ def _update_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
 
 def _uninstall_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
     return ev.AppUninstall(
-        name=env.name,
-        handler_id=env.handler_id,
-        ts=env.ts,
-        auth=env.auth,
+        **_envelope_fields(env),
         language=values.get("LANGUAGE_ID", ""),
         clean=bool(values.get("CLEAN")),
     )
@@ -558,10 +542,7 @@ def parse_event(envelope: Envelope) -> ev.BitrixEvent:
     spec = _BUILDERS.get(envelope.name)
     if spec is None:
         return ev.GenericEvent(
-            name=envelope.name,
-            handler_id=envelope.handler_id,
-            ts=envelope.ts,
-            auth=envelope.auth,
+            **_envelope_fields(envelope),
             data=envelope.data,
         )
     serializer_class, build = spec
