@@ -43,6 +43,9 @@ class Portal(models.Model):
     # succeeded, or why it failed (shown in the admin; the installation itself is kept).
     registered_at = models.DateTimeField(null=True, blank=True)
     registration_error = models.TextField(blank=True)
+    # Application events bound to our events URL with event.bind: {"ONAPPUPDATE": url, ...}.
+    # Bitrix24 forgets them on uninstall, so the store empties this then.
+    bound_events = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -78,11 +81,23 @@ class Credential(models.Model):
 
 
 class Bot(models.Model):
-    """A chat bot registered on a portal by this application."""
+    """A chat bot registered on a portal by this application.
+
+    A bot Bitrix24 deleted keeps its row (``deleted_at``) with its chats and messages; when it
+    is registered again under a new id, that is a new row.
+    """
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="bots")
     bot_id = models.BigIntegerField()
     code = models.CharField(max_length=255, blank=True)
+    # As registered by imbot_register (blank for a bot only seen in events so far).
+    name = models.CharField(max_length=255, blank=True)
+    type = models.CharField(max_length=1, blank=True)  # B, O, H or S
+    openline = models.BooleanField(default=False)
+    # Fingerprint of the declaration last sent to Bitrix24 (PROPERTIES and handler URLs):
+    # a declaration whose fingerprint differs is sent again with imbot.update.
+    spec_hash = models.CharField(max_length=64, blank=True)
+    registered_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -105,6 +120,14 @@ class Command(models.Model):
     )
     command_id = models.BigIntegerField()
     command = models.CharField(max_length=255)
+    # As registered by imbot_register: the title in the first declared language, COMMON
+    # (None: not known, e.g. a command only seen in events), and the fingerprint of the rest.
+    title = models.CharField(max_length=255, blank=True)
+    common = models.BooleanField(null=True, blank=True)
+    spec_hash = models.CharField(max_length=64, blank=True)
+    registered_at = models.DateTimeField(null=True, blank=True)
+    # Unregistered (or gone with its bot): kept, because its invocations are chat history.
+    deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
