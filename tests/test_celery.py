@@ -18,13 +18,14 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
+from django.db import connection, transaction
 
 from imbot_app.dispatch import enqueue, worker_name
 from imbot_app.models import Event, HandlerRun
@@ -70,7 +71,9 @@ def database_url() -> str:
     credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
     host = db.get("HOST") or "127.0.0.1"
     port = db.get("PORT") or 5432
-    return f"postgres://{credentials}{host}:{port}/{quote(str(db['NAME']), safe='')}"
+    name = quote(str(db["NAME"]), safe="")
+    # Likewise: a table lock held longer than a second is an error the task retries.
+    return f"postgres://{credentials}{host}:{port}/{name}?options=-c%20lock_timeout%3D1000"
 
 
 class Worker:
@@ -319,29 +322,40 @@ def test_a_worker_killed_mid_handler_leaves_the_event_to_a_new_one(client, celer
 
 
 def test_database_errors_are_retried_with_backoff(client, celery_mode, settings) -> None:
-    if connection.vendor != "sqlite":
-        pytest.skip("holds SQLite's write lock to make the worker's queries fail")
     factory = EventFactory.installed()
     # Store the event without starting it: its task goes to a queue nobody reads.
     parking = f"{celery_mode.queue}-parking"
     settings.IMBOT_CELERY_QUEUE = parking
-    event_id = post_event(client, factory.message("celery locked", chat_id=CHAT)).json()["event_id"]
+    payload = factory.message("celery locked", chat_id=CHAT)
+    event_id = post_event(client, payload).json()["event_id"]
     _broker().delete(parking)
     settings.IMBOT_CELERY_QUEUE = celery_mode.queue
 
-    locker = sqlite3.connect(str(connection.settings_dict["NAME"]), isolation_level=None)
-    try:
-        locker.execute("BEGIN IMMEDIATE")  # holds the write lock: every writer waits, then fails
+    # Hold a lock the worker's first query waits for longer than it may: the query fails.
+    error = "database is locked" if connection.vendor == "sqlite" else "lock timeout"
+    with hold_event_table_lock():
         enqueue(event_id)
         wait_for(
-            lambda: "database is locked" in celery_mode.current.log(),
-            "the worker to hit the lock",
-            celery_mode,
+            lambda: error in celery_mode.current.log(), "the worker to hit the lock", celery_mode
         )
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
 
     wait_for(processed(event_id), "the retried task to process the event", celery_mode)
     assert "Retry in" in celery_mode.current.log()
     assert len(succeeded(event_id, RECORD)) == 1
+
+
+@contextmanager
+def hold_event_table_lock() -> Iterator[None]:
+    """SQLite: the database's write lock; PostgreSQL: an exclusive lock on the event table."""
+    if connection.vendor == "sqlite":
+        locker = sqlite3.connect(str(connection.settings_dict["NAME"]), isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {Event._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        yield
