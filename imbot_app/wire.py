@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -37,7 +38,7 @@ __all__ = [
 DEFAULT_MAX_DEPTH = 16
 DEFAULT_MAX_FIELDS = 1000
 
-_HEX = frozenset(b"0123456789abcdefABCDEF")
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _CANONICAL_INT = re.compile(r"(0|-?[1-9][0-9]*)\Z")
 _PHP_INT_MAX = 2**63 - 1
 _PHP_INT_MIN = -(2**63)
@@ -64,26 +65,17 @@ class WireError(ValueError):
 
 def _percent_decode(raw: bytes, what: str) -> str:
     """``urldecode`` with strict escapes and strict UTF-8."""
-    if b"%" not in raw and b"+" not in raw:
-        decoded = raw
+    if b"%" in raw:
+        bad = _BAD_ESCAPE.search(raw)
+        if bad is not None:
+            at = bad.start()
+            raise WireError(
+                "bad_percent_encoding",
+                f"broken percent-encoding in {what} at byte {at}: {raw[at : at + 3]!r}",
+            )
+        decoded = unquote_to_bytes(raw.replace(b"+", b" "))  # '+' is a space, %2B a plus
     else:
-        out = bytearray()
-        i = 0
-        n = len(raw)
-        while i < n:
-            c = raw[i]
-            if c == 0x25:  # '%'
-                if i + 2 < n and raw[i + 1] in _HEX and raw[i + 2] in _HEX:
-                    out.append(int(raw[i + 1 : i + 3], 16))
-                    i += 3
-                    continue
-                raise WireError(
-                    "bad_percent_encoding",
-                    f"broken percent-encoding in {what} at byte {i}: {raw[i : i + 3]!r}",
-                )
-            out.append(0x20 if c == 0x2B else c)  # '+' is a space
-            i += 1
-        decoded = bytes(out)
+        decoded = raw.replace(b"+", b" ")
     try:
         return decoded.decode("utf-8")
     except UnicodeDecodeError as exc:
