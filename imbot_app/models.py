@@ -12,7 +12,11 @@ from django.db.models import Q
 
 
 class Portal(models.Model):
-    """A Bitrix24 account that installed the application, keyed by ``member_id``."""
+    """A Bitrix24 account that installed the application, keyed by ``member_id``.
+
+    Other models order by ``portal_id``, never ``portal``: naming the relation would make every
+    default-ordered query join this table to sort by its ``domain``.
+    """
 
     class Status(models.TextChoices):
         INSTALLED = "installed", "installed"
@@ -102,7 +106,7 @@ class Bot(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["portal", "bot_id"]
+        ordering = ["portal_id", "bot_id"]
         constraints = [
             models.UniqueConstraint(fields=["portal", "bot_id"], name="imbot_bot_unique"),
         ]
@@ -131,7 +135,7 @@ class Command(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["portal", "command"]
+        ordering = ["portal_id", "command"]
         constraints = [
             models.UniqueConstraint(fields=["portal", "command_id"], name="imbot_command_unique"),
         ]
@@ -182,7 +186,7 @@ class Chat(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["portal", "dialog_id"]
+        ordering = ["portal_id", "dialog_id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["portal", "dialog_id", "bot"],
@@ -221,7 +225,7 @@ class ChatUser(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["portal", "user_id"]
+        ordering = ["portal_id", "user_id"]
         constraints = [
             models.UniqueConstraint(fields=["portal", "user_id"], name="imbot_chatuser_unique"),
         ]
@@ -307,7 +311,7 @@ class Message(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["chat", "message_id"]
+        ordering = ["chat_id", "message_id"]
         constraints = [
             models.UniqueConstraint(fields=["portal", "message_id"], name="imbot_message_unique"),
         ]
@@ -379,7 +383,7 @@ class HandlerRun(models.Model):
     stopped = models.BooleanField(default=False)
 
     class Meta:
-        ordering = ["event", "started_at", "id"]
+        ordering = ["event_id", "started_at", "id"]
         indexes = [
             models.Index(fields=["status", "-started_at"], name="imbot_run_status"),
         ]
