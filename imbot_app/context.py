@@ -400,13 +400,22 @@ class LoadedEvent:
     state: DispatchState
 
 
-def load(event: Event, *, sender: Sender | None = None) -> LoadedEvent:
-    """Rebuild the contexts of a stored event from the database alone."""
-    try:
-        typed = parse_event(parse_envelope(event.payload))
-    except Exception as exc:
-        detail = getattr(exc, "errors", None) or exc
-        raise ContextUnavailable(f"the stored payload no longer parses: {detail}") from exc
+def load(
+    event: Event, *, sender: Sender | None = None, parsed: ev.BitrixEvent | None = None
+) -> LoadedEvent:
+    """Rebuild the contexts of a stored event from the database alone.
+
+    ``parsed`` is the typed event when the caller has it already (the endpoint, dispatching
+    inline); otherwise it is parsed again from the stored, redacted payload.
+    """
+    if parsed is not None:
+        typed = parsed
+    else:
+        try:
+            typed = parse_event(parse_envelope(event.payload))
+        except Exception as exc:
+            detail = getattr(exc, "errors", None) or exc
+            raise ContextUnavailable(f"the stored payload no longer parses: {detail}") from exc
     state = DispatchState()
     base: dict[str, Any] = {
         "event": event,

@@ -107,8 +107,11 @@ def worker_name() -> str:
 # --------------------------------------------------------------------------- starting
 
 
-def event_stored(event: Event) -> None:
+def event_stored(event: Event, parsed: ev.BitrixEvent | None = None) -> None:
     """``store_event``'s on-commit hook: start the handlers as ``IMBOT_DISPATCH`` says.
+
+    ``parsed`` is the typed event the endpoint already built; run inline, the handlers reuse
+    it instead of parsing the stored payload again (a Celery worker has only the id).
 
     Never raises: the webhook has already stored the event and must answer 200.  If handlers
     cannot be started (broker down, database gone) the event stays ``received`` and is logged,
@@ -119,7 +122,7 @@ def event_stored(event: Event) -> None:
         if mode == CELERY:
             enqueue(event.pk)
         elif has_handlers(event.name):
-            run_event(event.pk)
+            run_event(event.pk, parsed=parsed)
         else:
             mark_processed_without_handlers(event.pk)
     except Exception:
@@ -171,7 +174,9 @@ def enqueue(event_id: int, *, force: bool = False) -> None:
 # --------------------------------------------------------------------------- running
 
 
-def run_event(event_id: int, *, force: bool = False) -> DispatchResult:
+def run_event(
+    event_id: int, *, force: bool = False, parsed: ev.BitrixEvent | None = None
+) -> DispatchResult:
     """Run the handlers of a stored event once; see the module docstring for the guarantees.
 
     ``force`` runs an event that was already processed or failed again, every handler anew
@@ -197,7 +202,8 @@ def run_event(event_id: int, *, force: bool = False) -> DispatchResult:
         return _not_claimed(event_id, force=force, now=now)
     try:
         event = Event.objects.select_related("portal").get(pk=event_id)
-        return _EventRun(event, token=token, lease=lease, force=force, claimed_at=now).run()
+        run = _EventRun(event, token=token, lease=lease, force=force, claimed_at=now)
+        return run.run(parsed)
     except BaseException:
         _release(event_id, token)
         raise
@@ -285,11 +291,11 @@ class _EventRun:
         self.claim_expires_at = self.claimed_at + self.lease
         self.worker = worker_name()
 
-    def run(self) -> DispatchResult:
+    def run(self, parsed: ev.BitrixEvent | None = None) -> DispatchResult:
         if not has_handlers(self.event.name):
             return self._finish()
         try:
-            loaded = ctx.load(self.event)
+            loaded = ctx.load(self.event, parsed=parsed)
         except ctx.ContextUnavailable as exc:
             logger.error("event %s cannot be dispatched: %s", self.event.pk, exc)
             return self._finish(error=str(exc))

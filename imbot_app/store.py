@@ -101,15 +101,16 @@ def store_event(
     remote_addr: str | None,
     *,
     invalid_reason: str = "",
-    on_commit: Callable[[Event], None] | None = None,
+    on_commit: Callable[[Event, ev.BitrixEvent | None], None] | None = None,
 ) -> StoreResult:
     """Store the event and its rows, or find the copy stored before.
 
     ``event`` is ``None`` when the payload failed validation: the Event is then kept with
     status ``invalid`` and ``invalid_reason``, and no other row is touched.
 
-    ``on_commit`` is called with the new Event once its transaction has committed (never for
-    a duplicate): the hook that starts handlers without this module knowing about them.
+    ``on_commit`` is called with the new Event and the typed event once the transaction has
+    committed (never for a duplicate): the hook that starts handlers without this module
+    knowing about them, and without their parsing the payload a second time.
     """
     payload = redact(envelope.payload)
     key = dedup_key(event, envelope.name, payload)
@@ -131,7 +132,7 @@ def store_event(
                 if event is not None:
                     _store_rows(portal, event, record)
                 if on_commit is not None:
-                    transaction.on_commit(partial(on_commit, record))
+                    transaction.on_commit(partial(on_commit, record, event))
             return StoreResult(event=record, duplicate=False)
         except IntegrityError:
             bot_ids.clear()
@@ -190,8 +191,22 @@ def _apply_lifecycle(
     elif isinstance(event, ev.AppUninstall):
         portal.status = Portal.Status.UNINSTALLED
         portal.uninstalled_at = now
-        portal.save(update_fields=["status", "uninstalled_at", "updated_at"])
+        # Bitrix24 deletes an application's bots, their commands and its event bindings with
+        # it: a reinstall registers them anew (imbot_app.registration).
+        portal.registered_at = None
+        portal.bound_events = {}
+        portal.save(
+            update_fields=[
+                "status",
+                "uninstalled_at",
+                "registered_at",
+                "bound_events",
+                "updated_at",
+            ]
+        )
         portal.credentials.all().delete()
+        portal.commands.filter(deleted_at__isnull=True).update(deleted_at=now)
+        portal.bots.filter(deleted_at__isnull=True).update(deleted_at=now)
     else:
         _refresh_endpoints(portal, auth)
     return portal
