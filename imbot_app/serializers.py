@@ -77,16 +77,20 @@ class LenientIntegerField(serializers.Field):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> int | None:
-        if isinstance(data, bool):
-            return None
-        try:
-            value = int(str(data).strip())
-        except ValueError:
-            return None
-        return value if INT64_MIN <= value <= INT64_MAX else None
+        return _lenient_int(data)
 
     def to_representation(self, value: Any) -> Any:
         return value
+
+
+def _lenient_int(data: Any) -> int | None:
+    if data is None or isinstance(data, bool):
+        return None
+    try:
+        value = int(str(data).strip())
+    except ValueError:
+        return None
+    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
 class MappingField(serializers.DictField):
@@ -99,35 +103,63 @@ class MappingField(serializers.DictField):
 
 # --------------------------------------------------------------------------- blocks
 
-_AUTH_TEXT = (
-    "member_id",
-    "application_token",
-    "domain",
-    "client_endpoint",
-    "server_endpoint",
-    "access_token",
-    "refresh_token",
-    "scope",
-    "status",
-    "client_id",
-)
+# The text keys of an auth block and their longest allowed values.
+_AUTH_TEXT: dict[str, int] = {
+    "member_id": 64,
+    "application_token": 255,
+    "domain": 255,
+    "client_endpoint": 255,
+    "server_endpoint": 255,
+    "access_token": 255,
+    "refresh_token": 255,
+    "scope": 1024,
+    "status": 4,
+    "client_id": 255,
+}
 
 
-class AuthSerializer(serializers.Serializer):
-    """An ``auth`` block: every key is optional (tokens are often absent)."""
+def clean_auth(data: Any) -> dict[str, Any]:
+    """Check an auth block's keys (all optional; unknown ones ignored) and return them.
 
-    member_id = _text(max_length=64)
-    application_token = _text(max_length=255)
-    domain = _text(max_length=255)
-    client_endpoint = _text(max_length=255)
-    server_endpoint = _text(max_length=255)
-    access_token = _text(max_length=255)
-    refresh_token = _text(max_length=255)
-    scope = _text(max_length=1024)
-    status = _text(max_length=4)
-    client_id = _text(max_length=255)
-    user_id = LenientIntegerField()
-    expires = LenientIntegerField()
+    A plain function rather than a nested serializer: an event carries up to four auth blocks
+    (the user's, and each bot's with its AUTH copy), and DRF would deep-copy twelve fields for
+    each on every request.
+    """
+    if not isinstance(data, Mapping):
+        raise serializers.ValidationError(
+            f'Expected a dictionary of items but got type "{type(data).__name__}".'
+        )
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for key, limit in _AUTH_TEXT.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            errors[key] = ["Not a valid string."]
+        elif len(text := str(value)) > limit:
+            errors[key] = [f"Ensure this field has no more than {limit} characters."]
+        else:
+            values[key] = text
+    if errors:
+        raise serializers.ValidationError(errors)
+    values["user_id"] = _lenient_int(data.get("user_id"))
+    values["expires"] = _lenient_int(data.get("expires"))
+    return values
+
+
+class AuthField(serializers.Field):
+    """An ``auth`` block, checked by :func:`clean_auth`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        return clean_auth(data)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
 def _timestamp(value: int | None) -> datetime | None:
@@ -147,14 +179,24 @@ def _auth_block(values: Mapping[str, Any]) -> ev.AuthBlock:
     )
 
 
-class _TokenEntrySerializer(AuthSerializer):
-    """A ``data[BOT][id]`` or ``data[COMMAND][id]`` entry: auth fields plus an AUTH copy."""
+class _TokenEntrySerializer(serializers.Serializer):
+    """A ``data[BOT][id]`` or ``data[COMMAND][id]`` entry: auth keys beside an AUTH copy."""
 
-    AUTH = AuthSerializer(required=False)
+    AUTH = AuthField()
 
-    def entry_auth(self, values: Mapping[str, Any]) -> ev.AuthBlock | None:
+    def to_internal_value(self, data: Any) -> Any:
+        values = super().to_internal_value(data)
+        try:
+            values["auth_keys"] = clean_auth(data)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError(exc.detail) from None
+        return values
+
+    @staticmethod
+    def entry_auth(values: Mapping[str, Any]) -> ev.AuthBlock | None:
         merged = dict(values.get("AUTH") or {})
-        merged.update({k: v for k, v in values.items() if k != "AUTH" and v not in ("", None)})
+        own = values.get("auth_keys") or {}
+        merged.update({k: v for k, v in own.items() if v not in ("", None)})
         if not any(merged.get(k) for k in ("member_id", "application_token", "access_token")):
             return None
         return _auth_block(merged)
@@ -294,7 +336,7 @@ class EnvelopeSerializer(serializers.Serializer):
     event = serializers.CharField(max_length=64)
     event_handler_id = _int(allow_null=True)
     ts = LenientIntegerField()
-    auth = AuthSerializer(required=False)
+    auth = AuthField()
 
     def get_fields(self) -> dict[str, serializers.Field]:
         # A field called "data" cannot be declared on the class: it would hide Serializer.data.
@@ -362,7 +404,6 @@ def _user(values: Mapping[str, Any] | None) -> ev.UserInfo | None:
 
 def _bots(values: Mapping[str, Any]) -> tuple[ev.BotRef, ...]:
     refs = []
-    entry = BotEntrySerializer()
     for key, bot in (values.get("BOT") or {}).items():
         bot_id = bot.get("BOT_ID")
         if bot_id is None:
@@ -370,7 +411,11 @@ def _bots(values: Mapping[str, Any]) -> tuple[ev.BotRef, ...]:
             if bot_id is None:
                 continue
         refs.append(
-            ev.BotRef(bot_id=bot_id, code=bot.get("BOT_CODE", ""), auth=entry.entry_auth(bot))
+            ev.BotRef(
+                bot_id=bot_id,
+                code=bot.get("BOT_CODE", ""),
+                auth=_TokenEntrySerializer.entry_auth(bot),
+            )
         )
     return tuple(refs)
 
@@ -428,7 +473,6 @@ def _message_event(cls: type[ev.MessageAdd | ev.MessageUpdate | ev.MessageDelete
 
 
 def _command_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
-    entry = CommandEntrySerializer()
     commands = []
     bots: dict[int, ev.BotRef] = {}
     params = values["PARAMS"]
@@ -440,7 +484,7 @@ def _command_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
                 raise InvalidPayload(
                     {"COMMAND": {key: {"COMMAND_ID": ["A valid integer is required."]}}}
                 )
-        auth = entry.entry_auth(item)
+        auth = _TokenEntrySerializer.entry_auth(item)
         bot_id = item.get("BOT_ID")
         commands.append(
             ev.CommandRef(

@@ -528,3 +528,21 @@ def test_install_that_app_info_refuses_is_403(
     _assert_forbidden(response, caplog, "app.info refused", _tokens(payload))
     assert len(fake_b24.calls_to("app.info")) == 1
     assert not Portal.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("place", "error_path"),
+    [("entry", ("BOT", "access_token")), ("AUTH copy", ("BOT", "AUTH", "access_token"))],
+)
+def test_malformed_token_in_a_bot_entry_is_kept_as_invalid(
+    client: Client, factory: EventFactory, place: str, error_path: tuple[str, ...]
+) -> None:
+    payload = factory.message("hi")
+    [entry] = payload["data"]["BOT"].values()
+    target = entry if place == "entry" else entry["AUTH"]
+    target["access_token"] = {"nested": "mapping"}
+    body = _assert_kept_invalid(post_event(client, payload), "ONIMBOTMESSAGEADD", factory)
+    errors = body["detail"]["data"]["BOT"][str(factory.bot_id)]
+    for key in error_path[1:]:
+        errors = errors[key]
+    assert errors == ["Not a valid string."]
