@@ -171,7 +171,7 @@ def format_table(results: list[Result]) -> str:
 @contextmanager
 def throwaway_database(database: str, conn_max_age: int) -> Iterator[str]:
     """Yield a DATABASE_URL for a fresh, empty database, and remove the database afterwards."""
-    query = f"?conn_max_age={conn_max_age}" if conn_max_age else ""
+    query = f"?conn_max_age={conn_max_age}"
     if database == "sqlite":
         folder = tempfile.mkdtemp(prefix="imbot-bench-")
         try:
@@ -735,8 +735,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--conn-max-age",
         type=int,
-        default=0,
-        help="CONN_MAX_AGE (default 0, the project's: a new connection per request)",
+        default=600,
+        help="CONN_MAX_AGE (default 600, the project's; 0 opens a connection per request)",
     )
     parser.add_argument(
         "--profile", type=int, default=0, metavar="LINES", help="cProfile the timed run"

@@ -66,7 +66,8 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 # Keep connections between requests (a new one per event cost 10-18 ms in bench/ingest.py).
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
+# (?conn_max_age=N in DATABASE_URL, or CONN_MAX_AGE, wins.)
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=600))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("TEST", {})
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -123,6 +124,37 @@ IMBOT_DISPATCH_LEASE = env.int("IMBOT_DISPATCH_LEASE", default=600)
 IMBOT_CELERY_QUEUE = env.str("IMBOT_CELERY_QUEUE", default=None)
 # Where replies go: RestSender calls Bitrix24; imbot_app.context.PendingSender only logs them.
 IMBOT_SENDER = env.str("IMBOT_SENDER", default="imbot_app.sender.RestSender")
+# This site's public HTTPS address (a tunnel or proxy in front of `make run`): Bitrix24 sends
+# the bots' events to IMBOT_PUBLIC_URL + /imbot/events/.
+IMBOT_PUBLIC_URL = env.str("IMBOT_PUBLIC_URL", default="")
+# Register the bots below when a portal installs the app, and sync them on updates.
+IMBOT_REGISTER_ON_INSTALL = env.bool("IMBOT_REGISTER_ON_INSTALL", default=True)
+IMBOT_BIND_EVENTS = env.list(
+    "IMBOT_BIND_EVENTS", default=["ONAPPINSTALL", "ONAPPUPDATE", "ONAPPUNINSTALL"]
+)
+IMBOT_HONOR_CLEAN = env.bool("IMBOT_HONOR_CLEAN", default=True)
+# The example echo bot (project/imbot_handlers.py answers its commands):
+# `manage.py imbot_register` registers it on every installed portal.
+IMBOT_BOTS = [
+    {
+        "code": "echobot",
+        "name": "Echo bot",
+        "color": "GREEN",
+        "work_position": "Repeats what you tell it",
+        "commands": [
+            {
+                "command": "echo",
+                "title": {"en": "Repeat a text", "de": "Einen Text wiederholen"},
+                "params": {"en": "text", "de": "Text"},
+                "common": True,
+            },
+            {
+                "command": "help",
+                "title": {"en": "What the echo bot can do", "de": "Was der Echo-Bot kann"},
+            },
+        ],
+    },
+]
 
 # --- Celery (used when IMBOT_DISPATCH=celery; see project/celery.py) -----------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
