@@ -4,13 +4,14 @@ It plays both of Bitrix24's servers a bot talks to:
 
 - the OAuth server: ``/oauth/token/`` (refresh with rotation: a refresh token works once, and the
   access token issued with it dies when it is spent) and ``/rest/app.info``;
-- a portal's REST API: ``/rest/<method>`` for the ``imbot.*`` methods a bot uses and ``batch``,
-  with the access token in ``auth`` (JSON body, form body or query string).
+- a portal's REST API: ``/rest/<method>`` for the ``imbot.*`` methods a bot uses, ``event.bind``
+  / ``event.unbind`` / ``event.get`` and ``batch``, with the access token in ``auth`` (JSON body,
+  form body or query string).
 
 Errors are Bitrix24's real payloads (``expired_token``, ``invalid_token``, ``invalid_grant``,
 ``QUERY_LIMIT_EXCEEDED``, ``MESSAGE_EMPTY``, ...).  Every call is recorded for assertions, and
-faults can be injected: expire a token, throttle, fail the next calls, or enforce the leaky
-bucket at a given rate.
+faults can be injected: expire a token, throttle, fail the next calls (or the next calls of
+one method, on one portal), or enforce the leaky bucket at a given rate.
 """
 
 from __future__ import annotations
@@ -59,7 +60,19 @@ class _Portal:
     bots: dict[int, dict[str, Any]] = field(default_factory=dict)
     commands: dict[int, dict[str, Any]] = field(default_factory=dict)
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # event.bind: (EVENT, handler URL) pairs, in the order they were bound.
+    bindings: list[tuple[str, str]] = field(default_factory=list)
     bucket_tat: float = 0.0
+
+
+@dataclass
+class _Fault:
+    """An error a method answers, for one portal or all, ``count`` more times."""
+
+    method: str
+    member_id: str | None
+    count: int
+    answer: Answer
 
 
 class _Server(ThreadingHTTPServer):
@@ -109,6 +122,7 @@ class FakeBitrix24:
         self._portals: dict[str, _Portal] = {}
         self._ids = itertools.count(1001)
         self._faults: list[Answer] = []
+        self._method_faults: list[_Fault] = []
         self._throttled = 0
         self._rate: tuple[float, int] | None = None
         self._lock = threading.RLock()
@@ -126,6 +140,9 @@ class FakeBitrix24:
             "imbot.message.update": self._message_update,
             "imbot.message.delete": self._message_delete,
             "imbot.chat.sendTyping": self._send_typing,
+            "event.bind": self._event_bind,
+            "event.unbind": self._event_unbind,
+            "event.get": self._event_get,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -190,14 +207,30 @@ class FakeBitrix24:
             return access, refresh
 
     def add_install(
-        self, *, member_id: str, client_id: str, access_token: str, domain: str = ""
+        self,
+        *,
+        member_id: str,
+        client_id: str,
+        access_token: str,
+        domain: str = "",
+        client_endpoint: str = "",
+        user_id: int = 1,
+        installed: bool = True,
     ) -> None:
-        """Make ``app.info`` vouch that ``access_token`` is ``client_id`` installed on a portal."""
+        """Make ``app.info`` vouch that ``access_token`` is ``client_id`` installed on a portal.
+
+        ``client_endpoint`` is the portal's REST address app.info reports (default
+        ``https://<domain>/rest/``), ``user_id`` whose token it is, and ``installed`` whether
+        the installation is finished (``False`` while an install page is still open).
+        """
         with self._lock:
             self.installs[access_token] = {
                 "member_id": member_id,
                 "client_id": client_id,
                 "domain": domain or "example.bitrix24.com",
+                "client_endpoint": client_endpoint,
+                "user_id": user_id,
+                "installed": installed,
             }
 
     def next_id(self) -> int:
@@ -256,6 +289,21 @@ class FakeBitrix24:
         with self._lock:
             self._faults.extend([_error(status, error, description)] * count)
 
+    def fail_method(
+        self,
+        method: str,
+        *,
+        member_id: str | None = None,
+        count: int = 1,
+        error: str = "INTERNAL_SERVER_ERROR",
+        description: str = "Internal server error",
+        status: int = 500,
+    ) -> None:
+        """The next ``count`` calls of ``method`` (on one portal, or any) answer this error."""
+        with self._lock:
+            answer = _error(status, error, description)
+            self._method_faults.append(_Fault(method, member_id, count, answer))
+
     def throttle(self, count: int) -> None:
         """The next ``count`` REST calls answer 503 ``QUERY_LIMIT_EXCEEDED``."""
         with self._lock:
@@ -286,6 +334,11 @@ class FakeBitrix24:
     def messages(self, member_id: str) -> dict[int, dict[str, Any]]:
         with self._lock:
             return dict(self._portals[member_id].messages)
+
+    def bindings(self, member_id: str) -> list[tuple[str, str]]:
+        """The portal's ``event.bind`` handlers: (EVENT, handler URL) pairs."""
+        with self._lock:
+            return list(self._portals[member_id].bindings)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -378,12 +431,24 @@ class FakeBitrix24:
             portal = self._portals[info.member_id]
             if not self._take_slot(portal):
                 return _error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
+            fault = self._method_fault(method, info.member_id)
+            if fault is not None:
+                return fault
             if method == "batch":
                 return self._batch(portal, info, params)
             handler = self.methods.get(method)
             if handler is None:
                 return _error(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
             return self._wrap(handler(portal, info, params))
+
+    def _method_fault(self, method: str, member_id: str) -> Answer | None:
+        for fault in self._method_faults:
+            if fault.method == method and fault.member_id in (None, member_id):
+                fault.count -= 1
+                if fault.count <= 0:
+                    self._method_faults.remove(fault)
+                return fault.answer
+        return None
 
     def _take_slot(self, portal: _Portal) -> bool:
         if self._rate is None:
@@ -417,6 +482,7 @@ class FakeBitrix24:
                 "client_id": info.client_id,
                 "domain": self._portals[info.member_id].domain,
                 "client_endpoint": self.rest_url,
+                "user_id": info.user_id,
             }
         domain = install["domain"]
         return 200, {
@@ -424,7 +490,7 @@ class FakeBitrix24:
                 "client_id": install["client_id"],
                 "scope": "imbot,im",
                 "install": {
-                    "installed": True,
+                    "installed": install.get("installed", True),
                     "version": 1,
                     "status": "L",
                     "scope": "imbot,im",
@@ -434,7 +500,7 @@ class FakeBitrix24:
                     "member_id": install["member_id"],
                     "member_type": "PORTAL",
                 },
-                "user_id": 1,
+                "user_id": install.get("user_id", 1),
             },
             "time": {"start": time.time(), "finish": time.time(), "duration": 0.0},
         }
@@ -610,7 +676,8 @@ class FakeBitrix24:
         fields = p.get("FIELDS")
         if not isinstance(fields, dict) or not fields:
             return _error(400, "WRONG_REQUEST", "Fields are not specified")
-        for key in ("COMMAND", "EVENT_COMMAND_ADD", "HIDDEN", "EXTRANET_SUPPORT", "COMMON", "LANG"):
+        # As Bitrix24's core: COMMON cannot be changed (only unregister and register again).
+        for key in ("COMMAND", "EVENT_COMMAND_ADD", "HIDDEN", "EXTRANET_SUPPORT", "LANG"):
             if key in fields:
                 command[key] = fields[key]
         return 200, {"result": True}
@@ -678,3 +745,32 @@ class FakeBitrix24:
         if not p.get("DIALOG_ID"):
             return _error(400, "DIALOG_ID_EMPTY", "Dialog ID can't be empty")
         return 200, {"result": True}
+
+    # ------------------------------------------------------------------ event.*
+
+    def _event_bind(self, portal: _Portal, info: _Token, p: dict[str, Any]) -> Answer:
+        event = str(p.get("event") or p.get("EVENT") or "").upper()
+        handler = str(p.get("handler") or p.get("HANDLER") or "")
+        if not event:
+            return _error(400, "ERROR_EVENT_NOT_FOUND", "Event not found")
+        if not handler:
+            return _error(400, "ERROR_HANDLER_NOT_FOUND", "Handler not found")
+        if (event, handler) in portal.bindings:
+            return _error(400, "ERROR_CORE", "Handler already binded")
+        portal.bindings.append((event, handler))
+        return 200, {"result": True}
+
+    def _event_unbind(self, portal: _Portal, info: _Token, p: dict[str, Any]) -> Answer:
+        event = str(p.get("event") or p.get("EVENT") or "").upper()
+        handler = str(p.get("handler") or p.get("HANDLER") or "")
+        before = len(portal.bindings)
+        portal.bindings[:] = [
+            (e, h) for e, h in portal.bindings if not (e == event and handler in (h, ""))
+        ]
+        return 200, {"result": {"count": before - len(portal.bindings)}}
+
+    def _event_get(self, portal: _Portal, info: _Token, p: dict[str, Any]) -> Answer:
+        listed = [
+            {"event": e, "handler": h, "auth_type": "0", "offline": 0} for e, h in portal.bindings
+        ]
+        return 200, {"result": listed}
