@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import imbot_settings
 
@@ -34,3 +34,43 @@ def check_install_verification(app_configs: Any = None, **kwargs: Any) -> list[C
             )
         )
     return messages
+
+
+@register()
+def check_declared_bots(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Invalid bot declarations, and a public URL Bitrix24 could not (safely) call."""
+    from .bots import DeclarationError, declared_bots, public_url_problem
+
+    try:
+        declared = declared_bots()
+    except DeclarationError as exc:
+        return [
+            Error(
+                f"Invalid bot declaration: {exc}",
+                hint="Fix IMBOT_BOTS or the imbot_app.bots.declare() call.",
+                id="imbot_app.E001",
+            )
+        ]
+    if not declared:
+        return []
+    value = imbot_settings.PUBLIC_URL
+    problem = public_url_problem(value)
+    if problem:
+        return [
+            Warning(
+                f"{problem}. Bots are declared but cannot be registered.",
+                hint="Set IMBOT_PUBLIC_URL to the https:// address Bitrix24 reaches this site at.",
+                id="imbot_app.W003",
+            )
+        ]
+    if str(value).strip().lower().startswith("http://"):
+        return [
+            Warning(
+                f"IMBOT_PUBLIC_URL {value!r} is plain http: Bitrix24 would send every event, "
+                "with its tokens, in clear text.",
+                hint="Serve the site over HTTPS (a reverse proxy or a tunnel) and use its https:// "
+                "address.",
+                id="imbot_app.W004",
+            )
+        ]
+    return []

@@ -51,6 +51,22 @@ DEFAULTS: dict[str, Any] = {
     # What context reply helpers hand their Bitrix24 calls to: a dotted path or an object
     # with ``send(call)``.  RestSender calls Bitrix24; PendingSender only logs (dry runs).
     "IMBOT_SENDER": "imbot_app.sender.RestSender",
+    # The bots this app registers on every portal, with their commands: dicts (or
+    # imbot_app.bots.BotSpec objects); see imbot_app.bots.  Code may add more with declare().
+    "IMBOT_BOTS": [],
+    # The public HTTPS address of this site's root, e.g. "https://bot.example.com": Bitrix24
+    # sends the bots' events to it + the events path (reverse("imbot_app:events")).
+    "IMBOT_PUBLIC_URL": "",
+    # Register the declared bots when a portal installs the app (ONAPPINSTALL or the install
+    # page) and sync them again on ONAPPUPDATE; off: run manage.py imbot_register yourself.
+    "IMBOT_REGISTER_ON_INSTALL": True,
+    # Application events bound (event.bind) to the events URL when bots are registered:
+    # UI apps get their application token only through a bound ONAPPINSTALL, and updates and
+    # uninstalls are only reported to apps that bound them.
+    "IMBOT_BIND_EVENTS": ["ONAPPINSTALL", "ONAPPUPDATE", "ONAPPUNINSTALL"],
+    # ONAPPUNINSTALL with CLEAN=1 ("delete the application's data") deletes the portal's
+    # messages, command invocations and chat users and scrubs its events' data.
+    "IMBOT_HONOR_CLEAN": True,
 }
 
 
