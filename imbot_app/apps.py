@@ -7,16 +7,22 @@ from django.utils.module_loading import autodiscover_modules
 
 
 class ImbotAppConfig(AppConfig):
-    """Registers the system checks and imports the handler modules when Django starts."""
+    """Registers the system checks, connects the built-in lifecycle handlers (bot registration
+    on install and update, data clean-up on a CLEAN uninstall) and imports the handler modules
+    when Django starts."""
 
     name = "imbot_app"
     verbose_name = "Bitrix24 chat bots"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the checks)
+        from . import (
+            checks,  # noqa: F401  (registers the checks)
+            lifecycle,
+        )
 
         self.check_dispatch_mode()
+        lifecycle.connect()
         self.import_handler_modules()
 
     @staticmethod

@@ -44,6 +44,10 @@ class InstallInfo:
     client_id: str
     domain: str
     client_endpoint: str
+    # Whose token it is, and whether the installation is finished (False while a UI app's
+    # install page has not called installFinish yet); None when app.info did not say.
+    user_id: int | None = None
+    installed: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,8 @@ def verify_install(auth: ev.AuthBlock) -> InstallInfo:
         client_id=str(result.get("client_id", "")),
         domain=str(install.get("domain", "")),
         client_endpoint=str(install.get("client_endpoint", "")),
+        user_id=_int_or_none(result.get("user_id")),
+        installed=install["installed"] if isinstance(install.get("installed"), bool) else None,
     )
     if not tokens_match(info.member_id, auth.member_id):
         raise AuthenticationFailed(
@@ -137,6 +143,13 @@ def verify_install(auth: ev.AuthBlock) -> InstallInfo:
             f"app.info says the token belongs to client_id {info.client_id!r}, not IMBOT_CLIENT_ID"
         )
     return info
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def authenticate(envelope: Envelope) -> Authenticated:
@@ -170,10 +183,11 @@ def authenticate(envelope: Envelope) -> Authenticated:
 def _authenticate_install(portal: Portal | None, auth: ev.AuthBlock) -> Authenticated:
     if imbot_settings.VERIFY_INSTALL:
         return Authenticated(portal=portal, verified=verify_install(auth))
-    # Trust on first use, as Bitrix24's own examples do: only for a portal we do not know, or
-    # one that uninstalled us.  A known, installed portal must present its stored token, or a
-    # forged install could take it over.
-    if portal is None or portal.status == Portal.Status.UNINSTALLED:
+    # Trust on first use, as Bitrix24's own examples do: only for a portal we do not know, one
+    # that uninstalled us, or one whose install page (verified with app.info, but given no
+    # application token) stored it without a token.  A known portal with a token must present
+    # it, or a forged install could take it over.
+    if portal is None or portal.status == Portal.Status.UNINSTALLED or not portal.application_token:
         return Authenticated(portal=portal)
     if tokens_match(portal.application_token, auth.application_token):
         return Authenticated(portal=portal)
