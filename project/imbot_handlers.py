@@ -1,4 +1,5 @@
-"""The example bot: ``/echo`` answers with its params; a plain private message gets help.
+"""The example bot: ``/echo`` answers with its params; ``/help`` and a plain private message
+get help.
 
 imbot_app imports this module at start-up because ``project`` is an installed app and the
 module is called ``imbot_handlers``.  The replies go to Bitrix24 as the bot
@@ -15,6 +16,7 @@ from imbot_app.models import ChatType
 HELP_TEXT = (
     "Hi! I am the echo bot. Commands:\n"
     "/echo <text> - I repeat <text>\n"
+    "/help - this text\n"
     "Write to me here any time to see this again."
 )
 
@@ -23,6 +25,13 @@ HELP_TEXT = (
 def echo(command: CommandContext) -> None:
     """``/echo test`` answers ``test`` (the reference page's own example)."""
     command.answer(command.params or "You sent /echo without text.")
+
+
+@on_command("help")
+def help_command(command: CommandContext) -> None:
+    """``/help`` answers with the help text (the bot and both commands are declared in
+    ``IMBOT_BOTS``, project/settings.py)."""
+    command.answer(HELP_TEXT)
 
 
 @on_message(regex=r"^(?!/)", chat_type=ChatType.PRIVATE, priority=-10)

@@ -103,3 +103,13 @@ def _replies_stay_offline(settings: Any) -> None:
     ``IMBOT_SENDER = "imbot_app.sender.RestSender"`` themselves.
     """
     settings.IMBOT_SENDER = "imbot_app.context.PendingSender"
+
+
+@pytest.fixture(autouse=True)
+def _registration_stays_offline(settings: Any) -> None:
+    """No install or update a test delivers registers the example project's bots.
+
+    Registration would call the portal's REST endpoint; tests of registration point a portal
+    at :class:`FakeBitrix24` and set ``IMBOT_REGISTER_ON_INSTALL = True`` themselves.
+    """
+    settings.IMBOT_REGISTER_ON_INSTALL = False

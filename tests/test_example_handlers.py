@@ -77,8 +77,16 @@ def test_group_messages_and_slash_commands_get_no_help(factory, deliver, sent) -
     assert not HandlerRun.objects.exists()
 
 
-def test_other_commands_get_no_answer(factory, deliver, sent) -> None:
+def test_help_answers_with_the_help_text(factory, deliver, sent) -> None:
     deliver(factory.command("help", "", command_id=104))
+    [call] = sent
+    assert call.method == "imbot.command.answer"
+    assert call.params["MESSAGE"] == HELP_TEXT
+    assert "/help" in HELP_TEXT
+
+
+def test_other_commands_get_no_answer(factory, deliver, sent) -> None:
+    deliver(factory.command("weather", "", command_id=105))
     assert sent == []
 
 
