@@ -1,0 +1,19 @@
+"""The Django admin of imbot_app: what the bot heard and said, why a handler failed, replay.
+
+One module per part, each registering its ModelAdmins on import:
+
+* :mod:`.portals`: portals and their tokens (only ever a masked hint);
+* :mod:`.bots`: bots with their commands;
+* :mod:`.chats`: chats with their transcript, and the people in them;
+* :mod:`.messages`: messages and command invocations;
+* :mod:`.events`: the event browser, handler runs and the Replay action and button.
+
+Helpers: :mod:`.masking`, :mod:`.badges`, :mod:`.filters` (list filters that stay cheap on
+big tables), :mod:`.sections` (paginated parts of change pages), :mod:`.transcript`,
+:mod:`.replaying` and :mod:`.overview` (the chart on the app's index page).
+"""
+
+from . import bots, chats, events, messages, portals
+from .masking import mask
+
+__all__ = ["bots", "chats", "events", "mask", "messages", "portals"]

@@ -1,0 +1,26 @@
+"""What every imbot_app ModelAdmin shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+__all__ = ["RecordAdmin"]
+
+
+class RecordAdmin(admin.ModelAdmin):
+    """Rows written by Bitrix24's events: looked at, never added or edited by hand.
+
+    Deleting stays allowed (someone may have to erase a person's messages); editing would
+    make the history say something that did not happen.
+    """
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,106 @@
+"""Messages (both directions) and command invocations: searchable, filtered cheaply."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
+
+from ..bbcode import render_bbcode
+from ..models import CommandInvocation, Message
+from .badges import badge
+from .base import RecordAdmin
+from .filters import AuthorFilter, ChatFilter, EventFilter
+
+__all__ = ["CommandInvocationAdmin", "MessageAdmin", "event_link"]
+
+PREVIEW_CHARS = 80
+
+
+def event_link(site_name: str, event_id: int | None) -> SafeString | str:
+    """A link to the event a row came with, from its id alone (no join)."""
+    if not event_id:
+        return "-"
+    url = reverse(f"{site_name}:imbot_app_event_change", args=[event_id])
+    return format_html('<a href="{}">event #{}</a>', url, event_id)
+
+
+@admin.register(Message)
+class MessageAdmin(RecordAdmin):
+    list_display = (
+        "message_id",
+        "chat",
+        "direction_badge",
+        "author",
+        "preview",
+        "created_at",
+        "event",
+    )
+    list_display_links = ("message_id", "preview")
+    list_select_related = ("chat", "author")
+    list_filter = (
+        "direction",
+        ("created_at", admin.DateFieldListFilter),
+        "portal",
+        ChatFilter,
+        AuthorFilter,
+        EventFilter,
+    )
+    search_fields = ("text",)
+    ordering = ("-created_at",)
+    fields = (
+        "portal",
+        "chat",
+        "bot",
+        "author",
+        "message_id",
+        "direction_badge",
+        "rendered",
+        "text_original",
+        "created_at",
+        "edited_at",
+        "deleted_at",
+        "event",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="direction", ordering="direction")
+    def direction_badge(self, obj: Message) -> SafeString:
+        return badge(obj.direction)
+
+    @admin.display(description="text")
+    def preview(self, obj: Message) -> str:
+        return Truncator(obj.text.replace("\n", " ")).chars(PREVIEW_CHARS) or "(empty)"
+
+    @admin.display(description="text, as shown in the chat")
+    def rendered(self, obj: Message) -> SafeString:
+        return render_bbcode(obj.text_original or obj.text)
+
+    @admin.display(description="event")
+    def event(self, obj: Message) -> SafeString | str:
+        return event_link(self.admin_site.name, obj.event_id)
+
+
+@admin.register(CommandInvocation)
+class CommandInvocationAdmin(RecordAdmin):
+    list_display = ("__str__", "chat", "user", "context", "created_at", "event")
+    list_select_related = ("command", "chat", "user")
+    list_filter = ("context", ("created_at", admin.DateFieldListFilter), "command", EventFilter)
+    search_fields = ("params",)
+    fields = (
+        "command",
+        "params",
+        "context",
+        "chat",
+        "user",
+        "message_id",
+        "created_at",
+        "event",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="event")
+    def event(self, obj: CommandInvocation) -> SafeString | str:
+        return event_link(self.admin_site.name, obj.event_id)
