@@ -422,12 +422,16 @@ def declared_bots() -> tuple[BotSpec, ...]:
     if isinstance(configured, str | Mapping) or not isinstance(configured, Sequence):
         raise DeclarationError("IMBOT_BOTS must be a list of bots")
     specs: list[BotSpec] = []
+    codes: set[str] = set()
     for index, entry in enumerate(configured):
         try:
-            specs.append(entry if isinstance(entry, BotSpec) else BotSpec.from_dict(entry))
+            spec = entry if isinstance(entry, BotSpec) else BotSpec.from_dict(entry)
+            if spec.code in codes:
+                raise DeclarationError(f"bot {spec.code!r} is declared twice")
         except DeclarationError as exc:
             raise DeclarationError(f"IMBOT_BOTS[{index}]: {exc}") from None
-    codes = {spec.code for spec in specs}
+        codes.add(spec.code)
+        specs.append(spec)
     for spec in registry.specs():
         if spec.code in codes:
             raise DeclarationError(
