@@ -15,9 +15,16 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from ..dispatch import EVENT_CLASSES
-from ..models import Chat, ChatType, ChatUser, Event
+from ..models import Chat, ChatType, ChatUser, CommandInvocation, Event
 
-__all__ = ["AuthorFilter", "ChatFilter", "ChatTypeFilter", "EventFilter", "EventNameFilter"]
+__all__ = [
+    "AuthorFilter",
+    "ChatFilter",
+    "ChatTypeFilter",
+    "EventFilter",
+    "EventNameFilter",
+    "InvocationContextFilter",
+]
 
 
 class RelatedIdFilter(admin.SimpleListFilter):
@@ -109,3 +116,17 @@ class ChatTypeFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         return queryset.filter(type=value) if value else queryset
+
+
+class InvocationContextFilter(admin.SimpleListFilter):
+    """Typed, keyboard button or context menu (the field stores Bitrix24's word)."""
+
+    title = "from"
+    parameter_name = "context"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(value), str(label)) for value, label in CommandInvocation.Context.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(context=value) if value else queryset

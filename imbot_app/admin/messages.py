@@ -12,7 +12,7 @@ from ..bbcode import render_bbcode
 from ..models import CommandInvocation, Message
 from .badges import badge
 from .base import RecordAdmin
-from .filters import AuthorFilter, ChatFilter, EventFilter
+from .filters import AuthorFilter, ChatFilter, EventFilter, InvocationContextFilter
 
 __all__ = ["CommandInvocationAdmin", "MessageAdmin", "event_link"]
 
@@ -36,7 +36,7 @@ class MessageAdmin(RecordAdmin):
         "author",
         "preview",
         "created_at",
-        "event",
+        "event_link",
     )
     list_display_links = ("message_id", "preview")
     list_select_related = ("chat", "author")
@@ -62,7 +62,7 @@ class MessageAdmin(RecordAdmin):
         "created_at",
         "edited_at",
         "deleted_at",
-        "event",
+        "event_link",
     )
     readonly_fields = fields
 
@@ -78,16 +78,22 @@ class MessageAdmin(RecordAdmin):
     def rendered(self, obj: Message) -> SafeString:
         return render_bbcode(obj.text_original or obj.text)
 
+    # Not called "event": a model field of that name would win and load each row's Event.
     @admin.display(description="event")
-    def event(self, obj: Message) -> SafeString | str:
+    def event_link(self, obj: Message) -> SafeString | str:
         return event_link(self.admin_site.name, obj.event_id)
 
 
 @admin.register(CommandInvocation)
 class CommandInvocationAdmin(RecordAdmin):
-    list_display = ("__str__", "chat", "user", "context", "created_at", "event")
+    list_display = ("__str__", "chat", "user", "context", "created_at", "event_link")
     list_select_related = ("command", "chat", "user")
-    list_filter = ("context", ("created_at", admin.DateFieldListFilter), "command", EventFilter)
+    list_filter = (
+        InvocationContextFilter,
+        ("created_at", admin.DateFieldListFilter),
+        "command",
+        EventFilter,
+    )
     search_fields = ("params",)
     fields = (
         "command",
@@ -97,10 +103,10 @@ class CommandInvocationAdmin(RecordAdmin):
         "user",
         "message_id",
         "created_at",
-        "event",
+        "event_link",
     )
     readonly_fields = fields
 
     @admin.display(description="event")
-    def event(self, obj: CommandInvocation) -> SafeString | str:
+    def event_link(self, obj: CommandInvocation) -> SafeString | str:
         return event_link(self.admin_site.name, obj.event_id)
