@@ -118,7 +118,7 @@ def test_filtered_event_list_costs_the_same(admin_client, grow, query) -> None:
 def test_filtered_message_list_costs_the_same(admin_client, grow, deliver) -> None:
     factory = grow()
     portal = Portal.objects.get(member_id=factory.member_id)
-    chat = Message.objects.filter(portal=portal).first().chat
+    chat = Message.objects.filter(portal=portal).select_related("chat").earliest("pk").chat
     query = f"?chat={chat.pk}&direction__exact=in&q=hello"
     few = count_queries(admin_client, url("message_changelist") + query)
     talk(factory, deliver, ["hello again", "and hello once more"])
@@ -168,7 +168,7 @@ def test_chat_page_costs_the_same_with_more_messages_and_people(
 
 def test_event_page_costs_the_same_with_more_runs(admin_client, grow) -> None:
     grow()
-    event = Event.objects.filter(status="failed").first()
+    event = Event.objects.filter(status="failed").earliest("pk")
     few = count_queries(admin_client, url("event_change", event.pk))
     for _ in range(3):
         replay_event(event.pk, force=True)
