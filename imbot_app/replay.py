@@ -200,10 +200,17 @@ def replay_event(event_id: int, *, force: bool) -> ReplayResult:
         if not force:
             reopen_failed(event_id)
         result = run_event(event_id, force=force)
+        if result.outcome == Outcome.ALREADY_DONE and _is_failed(event_id):
+            # Still failed, so not reopened: another process holds its claim.
+            return ReplayResult(event_id, ReplayStatus.SKIPPED, SKIP_REASONS[Outcome.BUSY])
     except Exception as exc:
         logger.exception("replaying event %s failed outside its handlers", event_id)
         return ReplayResult(event_id, ReplayStatus.FAILED, f"{type(exc).__name__}: {exc}")
     return _result(result)
+
+
+def _is_failed(event_id: int) -> bool:
+    return Event.objects.filter(pk=event_id, status=Event.Status.FAILED).exists()
 
 
 def _result(result: DispatchResult) -> ReplayResult:

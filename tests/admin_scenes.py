@@ -49,6 +49,14 @@ def connect_handlers(switch: Switch) -> None:
         command.answer(command.params or "(nothing)")
 
 
+def send_replies_to(fake: FakeBitrix24, settings: Any) -> None:
+    """Replies really go to ``fake`` (RestSender) and are stored as outgoing messages."""
+    settings.IMBOT_SENDER = "imbot_app.sender.RestSender"
+    settings.IMBOT_CLIENT_ID = fake.client_id
+    settings.IMBOT_CLIENT_SECRET = fake.client_secret
+    settings.IMBOT_RATE_LIMIT, settings.IMBOT_RATE_BURST = 1000.0, 1000
+
+
 def connected_portal(fake: FakeBitrix24, **kwargs: Any) -> EventFactory:
     kwargs.setdefault("member_id", secrets.token_hex(16))
     return EventFactory.connected(fake, commands={"echo": 103, "help": 105}, **kwargs)

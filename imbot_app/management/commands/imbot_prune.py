@@ -1,0 +1,97 @@
+"""``manage.py imbot_prune --older-than 30d``: delete old events and their handler runs.
+
+    manage.py imbot_prune --older-than 30d                 # e.g. daily from cron
+    manage.py imbot_prune --older-than 90d --keep-failed   # keep failures for a later replay
+    manage.py imbot_prune --older-than 7d --dry-run        # only count
+
+Messages, command invocations, chats and people stay: they are the history.  See
+:mod:`imbot_app.retention`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from imbot_app.models import Event, HandlerRun
+from imbot_app.progress import ProgressBar
+from imbot_app.retention import DEFAULT_BATCH_SIZE, expired_events, prune_events
+from imbot_app.timespec import parse_duration
+
+
+def duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+class Command(BaseCommand):
+    help = "Delete events (and their handler runs) older than a given age; history stays."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--older-than",
+            type=duration,
+            required=True,
+            metavar="AGE",
+            help="received longer ago than this: 30d, 12h, 2w",
+        )
+        parser.add_argument(
+            "--keep-failed", action="store_true", help="keep failed events (to replay them)"
+        )
+        parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=DEFAULT_BATCH_SIZE,
+            help=f"events deleted per transaction (default {DEFAULT_BATCH_SIZE})",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        cutoff = timezone.now() - options["older_than"]
+        events = expired_events(cutoff, keep_failed=options["keep_failed"])
+        if options["dry_run"]:
+            self.stdout.write(self.describe_dry_run(events, cutoff))
+            return
+        total = events.count()
+        bar = None
+        if options["verbosity"]:
+            bar = ProgressBar.for_command(self.stderr, total, label="prune")
+        summary = prune_events(
+            events,
+            batch_size=max(options["batch_size"], 1),
+            on_batch=bar.advance if bar is not None else None,
+        )
+        if bar is not None:
+            bar.finish()
+        self.stdout.write(
+            f"Deleted {summary.events} events {_received_before(cutoff)} "
+            f"and {summary.handler_runs} handler runs"
+        )
+
+    @staticmethod
+    def describe_dry_run(events: QuerySet[Event], cutoff: datetime) -> str:
+        by_status = dict(
+            events.order_by()
+            .values_list("status")
+            .annotate(n=Count("pk"))
+            .values_list("status", "n")
+        )
+        total = sum(by_status.values())
+        runs = HandlerRun.objects.filter(event__in=events.values("pk")).count()
+        detail = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
+        return (
+            f"Dry run: would delete {total} events {_received_before(cutoff)}"
+            + (f" ({detail})" if detail else "")
+            + f" and their {runs} handler runs; messages and invocations stay"
+        )
+
+
+def _received_before(cutoff: datetime) -> str:
+    return f"received before {timezone.localtime(cutoff):%Y-%m-%d %H:%M:%S %Z}"

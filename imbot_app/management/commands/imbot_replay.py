@@ -1,0 +1,176 @@
+"""``manage.py imbot_replay``: run stored events' handlers again, e.g. after fixing a bug.
+
+    manage.py imbot_replay --status failed --since 2h          # retry what failed lately
+    manage.py imbot_replay --id 812 --id 813 --force            # run these again, whatever
+    manage.py imbot_replay --event ONIMCOMMANDADD --portal a223c6b3... --since 2025-03-01
+    manage.py imbot_replay --since 1d --dry-run                 # what would run, and which handlers
+
+Without ``--force`` failed events resume (handlers that succeeded are not run again) and
+received ones run for the first time; ``--force`` runs every handler of processed events too.
+A summary ends the run; the exit status is 1 when any event failed.  See
+:mod:`imbot_app.replay`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from imbot_app.context import ContextUnavailable
+from imbot_app.models import Event
+from imbot_app.progress import ProgressBar
+from imbot_app.replay import (
+    DEFAULT_CHUNK_SIZE,
+    ReplayResult,
+    ReplaySummary,
+    Selection,
+    iter_event_ids,
+    planned_handlers,
+    replay_event,
+    would_run,
+)
+from imbot_app.timespec import parse_moment
+
+MAX_FAILURES_SHOWN = 20
+
+
+def moment(text: str) -> Any:
+    try:
+        return parse_moment(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+class Command(BaseCommand):
+    help = "Run the handlers of stored events again (failed and unfinished ones by default)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--id",
+            dest="ids",
+            type=int,
+            action="append",
+            default=[],
+            metavar="ID",
+            help="an event id (repeatable)",
+        )
+        parser.add_argument(
+            "--since",
+            type=moment,
+            help="received at or after: 2h, 3d, 2025-03-01, 2025-03-01T10:30",
+        )
+        parser.add_argument("--until", type=moment, help="received before (same formats)")
+        parser.add_argument(
+            "--event",
+            dest="names",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="Bitrix24 event name, e.g. ONIMBOTMESSAGEADD (repeatable)",
+        )
+        parser.add_argument(
+            "--portal",
+            dest="member_ids",
+            action="append",
+            default=[],
+            metavar="MEMBER_ID",
+            help="the portal's member_id (repeatable)",
+        )
+        parser.add_argument(
+            "--status",
+            dest="statuses",
+            action="append",
+            default=[],
+            choices=[s.value for s in Event.Status],
+            help="only events with this status (repeatable); default: received and failed, "
+            "plus processed with --force",
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="run every handler again, also of processed events and handlers that succeeded",
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="list the events and the handlers that would run; run nothing",
+        )
+        parser.add_argument(
+            "--chunk-size",
+            type=int,
+            default=DEFAULT_CHUNK_SIZE,
+            help=f"event ids read per query (default {DEFAULT_CHUNK_SIZE})",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        selection = Selection(
+            ids=tuple(options["ids"]),
+            since=options["since"],
+            until=options["until"],
+            names=tuple(options["names"]),
+            member_ids=tuple(options["member_ids"]),
+            statuses=tuple(options["statuses"]),
+            force=options["force"],
+        )
+        events = selection.queryset()
+        chunks = iter_event_ids(events, chunk_size=max(options["chunk_size"], 1))
+        if options["dry_run"]:
+            self.dry_run(chunks, force=selection.force)
+            return
+        self.replay(events.count(), chunks, force=selection.force, verbosity=options["verbosity"])
+
+    # ---------------------------------------------------------------- replay
+
+    def replay(self, total: int, chunks: Any, *, force: bool, verbosity: int) -> None:
+        summary = ReplaySummary()
+        bar = ProgressBar.for_command(self.stderr, total, label="replay") if verbosity else None
+        for chunk in chunks:
+            for event_id in chunk:
+                result = replay_event(event_id, force=force)
+                summary.add(result)
+                if verbosity >= 2:
+                    self.report(result)
+                if bar is not None:
+                    bar.advance()
+        if bar is not None:
+            bar.finish()
+        for failure in summary.failures[:MAX_FAILURES_SHOWN]:
+            self.stderr.write(f"event {failure.event_id} failed: {failure.detail}")
+        if summary.failed > MAX_FAILURES_SHOWN:
+            self.stderr.write(f"... and {summary.failed - MAX_FAILURES_SHOWN} more failures")
+        self.stdout.write(f"Replayed {summary.total} events: {summary.describe()}")
+        if summary.failed:
+            raise CommandError(f"{summary.failed} event(s) failed", returncode=1)
+
+    def report(self, result: ReplayResult) -> None:
+        detail = f": {result.detail}" if result.detail else ""
+        self.stdout.write(f"event {result.event_id} {result.status}{detail}")
+
+    # ---------------------------------------------------------------- dry run
+
+    def dry_run(self, chunks: Any, *, force: bool) -> None:
+        would, skipped = 0, 0
+        for chunk in chunks:
+            for event in Event.objects.filter(pk__in=chunk).select_related("portal").order_by("pk"):
+                line = (
+                    f"#{event.pk} {event.name} {event.status} "
+                    f"{event.received_at:%Y-%m-%d %H:%M:%S} {event.portal}"
+                )
+                reason = would_run(event, force=force)
+                if reason is not None:
+                    skipped += 1
+                    self.stdout.write(f"{line}: skip, {reason}")
+                    continue
+                would += 1
+                self.stdout.write(f"{line}: {self.describe_handlers(event)}")
+        self.stdout.write(f"Dry run: {would} events would run, {skipped} would be skipped")
+
+    @staticmethod
+    def describe_handlers(event: Event) -> str:
+        try:
+            handlers = planned_handlers(event)
+        except ContextUnavailable as exc:
+            return f"would fail: {exc}"
+        return "runs " + ", ".join(handlers) if handlers else "no handler matches"
