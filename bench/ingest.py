@@ -318,14 +318,14 @@ class DispatchMeter:
         self.seconds = 0.0
         self.queries = 0
 
-    def __call__(self, event: Any) -> Any:
+    def __call__(self, event: Any, parsed: Any = None) -> Any:
         from django.db import connection
 
         self.log_marks.append(len(connection.queries_log))
         before = self.counter.count
         start = time.perf_counter()
         try:
-            return self.hook(event)
+            return self.hook(event, parsed)
         finally:
             self.seconds += time.perf_counter() - start
             self.queries += self.counter.count - before
