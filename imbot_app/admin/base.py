@@ -18,6 +18,8 @@ class RecordAdmin(admin.ModelAdmin):
     """
 
     show_full_result_count = False
+    # Facet counts ("Show counts") are one COUNT per filter choice over the whole table.
+    show_facets = admin.ShowFacets.NEVER
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -53,7 +53,6 @@ class EventAdmin(RecordAdmin):
         "status_badge",
         "portal",
         "received_at",
-        "dispatch_attempts",
         "error_preview",
     )
     list_display_links = ("id", "name")

@@ -20,6 +20,7 @@ from ..models import Event, HandlerRun
 __all__ = ["HOURS", "Bar", "Overview", "build"]
 
 HOURS = 24
+CHART_TOP = 16  # px above the bars, for the scale's label
 CHART_HEIGHT = 120  # px of the bars' area
 BAR_WIDTH = 18
 BAR_GAP = 6
@@ -41,7 +42,7 @@ class Bar:
 
     @property
     def events_y(self) -> int:
-        return CHART_HEIGHT - self.events_height
+        return CHART_TOP + CHART_HEIGHT - self.events_height
 
     @property
     def failures_x(self) -> int:
@@ -49,7 +50,7 @@ class Bar:
 
     @property
     def failures_y(self) -> int:
-        return CHART_HEIGHT - self.failures_height
+        return CHART_TOP + CHART_HEIGHT - self.failures_height
 
     @property
     def label(self) -> str:
@@ -67,7 +68,11 @@ class Overview:
     failing_handlers: tuple[tuple[str, int], ...]
     recent_failures: tuple[HandlerRun, ...]
     width: int = HOURS * (BAR_WIDTH + BAR_GAP)
-    height: int = CHART_HEIGHT
+    top: int = CHART_TOP
+    chart_height: int = CHART_HEIGHT
+    baseline: int = CHART_TOP + CHART_HEIGHT
+    label_y: int = CHART_TOP + CHART_HEIGHT + 14
+    height: int = CHART_TOP + CHART_HEIGHT + 18
     bar_width: int = BAR_WIDTH
     failure_width: int = FAILURE_WIDTH
 

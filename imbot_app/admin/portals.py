@@ -159,6 +159,7 @@ class CredentialAdmin(admin.ModelAdmin):
     list_filter = ("portal",)
     search_fields = ("=user_id",)
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # one credential per person: a big table
     fields = (
         "portal",
         "user_id",
