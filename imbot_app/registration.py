@@ -312,7 +312,8 @@ def plan_sync(
     for event in _events_to_bind():
         bound = portal.bound_events.get(event) if isinstance(portal.bound_events, dict) else None
         if force or bound != url:
-            reason = "handler URL changed" if bound else ("forced" if bound == url else "new")
+            reasons = {url: "forced", None: "new", "": "new"}
+            reason = reasons.get(bound, "handler URL changed")
             plan.actions.append(Action(Step.BIND_EVENT, "", event, reason=reason))
         else:
             plan.unchanged.append(("", event))

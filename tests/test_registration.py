@@ -261,6 +261,10 @@ def test_a_new_public_url_sends_everything_again_and_moves_the_bindings(
         "bind event",
         "bind event",
     ]
+    assert {a.reason for a in plan.actions} == {
+        "declaration or handler URL changed",
+        "handler URL changed",
+    }
     assert fake.calls_to("imbot.update")[-1].params["FIELDS"]["EVENT_MESSAGE_ADD"] == new_url
     assert len(fake.calls_to("event.unbind")) == 3
     assert fake.bindings(portal.member_id) == [(event, new_url) for event in APP_EVENTS]
@@ -297,6 +301,7 @@ def test_force_sends_everything_again(fake, portal) -> None:
         "bind event",
         "bind event",
     ]
+    assert {a.reason for a in plan.actions} == {"forced"}
     assert sync_portal(portal, force=True).ok
     assert fake.calls_to("event.bind")[-1].method == "event.bind"
 
