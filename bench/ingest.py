@@ -307,7 +307,7 @@ class QueryCounter:
 class DispatchMeter:
     """Wraps the endpoint's on-commit hook to time it and count its statements."""
 
-    def __init__(self, hook: Callable[[Any], Any], counter: QueryCounter) -> None:
+    def __init__(self, hook: Callable[[Any, Any], Any], counter: QueryCounter) -> None:
         self.hook = hook
         self.counter = counter
         self.seconds = 0.0
