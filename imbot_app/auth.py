@@ -6,9 +6,10 @@ token.  So: a new portal's install is checked by asking the OAuth server (``app.
 the install's access token belongs to; every later event must carry the stored application
 token, compared in constant time.
 
-:func:`authenticate` returns what the store needs to know; it writes nothing.  Failures raise
-:class:`AuthenticationFailed` whose ``reason`` is logged (never the tokens) while the client
-gets a generic 403.
+:func:`authenticate` returns what the store needs to know; it writes nothing but, in webhook
+mode (:mod:`imbot_app.webhook`), the record of the webhook's portal on its first event.
+Failures raise :class:`AuthenticationFailed` whose ``reason`` is logged (never the tokens)
+while the client gets a generic 403.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import requests
 
 from . import events as ev
+from . import webhook
 from .conf import imbot_settings
 from .models import Portal
 from .serializers import Envelope
@@ -60,6 +62,8 @@ class Authenticated:
 
     portal: Portal | None
     verified: InstallInfo | None = None
+    # Webhook mode: the event told the member_id of the webhook's portal, recorded without one.
+    bind_member_id: str | None = None
 
 
 def tokens_match(stored: str, given: str) -> bool:
@@ -161,6 +165,9 @@ def authenticate(envelope: Envelope) -> Authenticated:
         raise AuthenticationFailed("no auth[application_token]")
     portal = Portal.objects.filter(member_id=auth.member_id).first()
     name = envelope.name
+    config = webhook.webhook_config()
+    if config is not None and (portal is None or portal.webhook):
+        return _authenticate_webhook(envelope, portal, config)
 
     if name == ev.APP_INSTALL:
         return _authenticate_install(portal, auth)
@@ -177,6 +184,43 @@ def authenticate(envelope: Envelope) -> Authenticated:
         f"wrong application_token for portal {auth.member_id} ({name})"
         if portal.application_token
         else f"portal {auth.member_id} has no application_token stored ({name})"
+    )
+
+
+def _authenticate_webhook(
+    envelope: Envelope, portal: Portal | None, config: webhook.WebhookConfig
+) -> Authenticated:
+    """Webhook mode: the event must carry our CLIENT_ID; the portal is bound on first sight.
+
+    Bitrix24 sends the CLIENT_ID the bot was registered with both as a top-level ``CLIENT_ID``
+    and as ``auth[application_token]``; either may be checked, and any other value refused.
+    """
+    auth = envelope.auth
+    given = str(envelope.payload.get("CLIENT_ID") or auth.application_token)
+    if not tokens_match(config.client_id, given) or not tokens_match(
+        config.client_id, auth.application_token
+    ):
+        if portal is not None:
+            raise AuthenticationFailed(
+                f"webhook-mode portal {auth.member_id}: the event's CLIENT_ID is not "
+                "IMBOT_WEBHOOK_CLIENT_ID"
+            )
+        raise AuthenticationFailed(f"unknown portal member_id={auth.member_id}")
+    if portal is not None:
+        if portal.status == Portal.Status.UNINSTALLED:
+            raise AuthenticationFailed(f"portal {auth.member_id} is uninstalled")
+        return Authenticated(portal=portal)
+    if auth.domain.lower() != config.domain:
+        raise AuthenticationFailed(
+            f"an event with our CLIENT_ID names domain {auth.domain!r}, not the webhook's"
+        )
+    pending = Portal.objects.filter(webhook=True, domain=config.domain).first()
+    if pending is not None and not webhook.is_pending(pending):
+        raise AuthenticationFailed(
+            f"the webhook's portal is bound to member_id {pending.member_id}, not {auth.member_id}"
+        )
+    return Authenticated(
+        portal=pending or webhook.ensure_portal(config), bind_member_id=auth.member_id
     )
 
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import imbot_settings
+from .webhook import MIN_CLIENT_ID_LENGTH, WebhookUrlError, webhook_config
 
 
 @register(Tags.security)
@@ -74,3 +75,58 @@ def check_declared_bots(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             )
         ]
     return []
+
+
+@register(Tags.security)
+def check_webhook_mode(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Webhook mode needs both its settings, a real webhook URL and an unguessable CLIENT_ID."""
+    url = imbot_settings.WEBHOOK_URL
+    client_id = imbot_settings.WEBHOOK_CLIENT_ID
+    if not url and not client_id:
+        return []
+    if not url or not client_id:
+        given, missing = (
+            ("IMBOT_WEBHOOK_URL", "IMBOT_WEBHOOK_CLIENT_ID")
+            if url
+            else ("IMBOT_WEBHOOK_CLIENT_ID", "IMBOT_WEBHOOK_URL")
+        )
+        return [
+            Error(
+                f"Webhook mode is half-configured: {given} is set but {missing} is not, so "
+                "the webhook's events are refused and its bot cannot be registered.",
+                hint="Set both (the inbound webhook URL, and the CLIENT_ID the bot is "
+                "registered with: `manage.py imbot_register --generate-client-id`), or neither.",
+                id="imbot_app.E010",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    try:
+        config = webhook_config(strict=True)
+    except WebhookUrlError as exc:
+        return [
+            Error(
+                f"IMBOT_WEBHOOK_URL is not an inbound webhook URL: {exc}.",
+                hint="Copy it from Bitrix24: Developer resources > Other > Inbound webhook.",
+                id="imbot_app.E011",
+            )
+        ]
+    assert config is not None
+    if len(config.client_id) < MIN_CLIENT_ID_LENGTH:
+        messages.append(
+            Warning(
+                f"IMBOT_WEBHOOK_CLIENT_ID has {len(config.client_id)} characters: it is the only "
+                "proof that an event comes from Bitrix24, so it must not be guessable.",
+                hint=f"Use at least {MIN_CLIENT_ID_LENGTH} random characters: "
+                "`manage.py imbot_register --generate-client-id`.",
+                id="imbot_app.W010",
+            )
+        )
+    if config.url.startswith("http://"):
+        messages.append(
+            Warning(
+                "IMBOT_WEBHOOK_URL is plain http: the webhook's secret code travels in clear.",
+                hint="Use the https:// URL Bitrix24 shows.",
+                id="imbot_app.W011",
+            )
+        )
+    return messages

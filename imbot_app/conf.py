@@ -29,6 +29,10 @@ DEFAULTS: dict[str, Any] = {
     # Retries of a call refused with QUERY_LIMIT_EXCEEDED / 429, and the first backoff (s).
     "IMBOT_REST_MAX_RETRIES": 5,
     "IMBOT_REST_BACKOFF": 0.5,
+    # Webhook mode (secrets both): the inbound webhook URL a bot on one portal is called
+    # through, and the CLIENT_ID it was registered with (at least 32 random characters).
+    "IMBOT_WEBHOOK_URL": "",
+    "IMBOT_WEBHOOK_CLIENT_ID": "",
     # Request limits for the event endpoint.
     "IMBOT_MAX_BODY_BYTES": 1024 * 1024,
     "IMBOT_MAX_FIELDS": 1000,

@@ -24,6 +24,9 @@ class Portal(models.Model):
         REAUTH_REQUIRED = "reauth_required", "needs re-authorisation"
 
     member_id = models.CharField(max_length=64, unique=True)
+    # Reached through an inbound webhook (IMBOT_WEBHOOK_URL) instead of an OAuth application:
+    # its events carry IMBOT_WEBHOOK_CLIENT_ID, it has no tokens, and the URL is never stored.
+    webhook = models.BooleanField(default=False)
     domain = models.CharField(max_length=255, blank=True)
     # Where REST calls go.  Taken only from verified installs or authenticated events.
     client_endpoint = models.URLField(max_length=255, blank=True)

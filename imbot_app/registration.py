@@ -50,6 +50,7 @@ from .bots import BotSpec, CommandSpec, declared_bots, handler_url
 from .conf import imbot_settings
 from .models import Bot, Command, Credential, Portal
 from .rest import RestClient
+from .webhook import webhook_config
 
 logger = logging.getLogger("imbot_app.registration")
 
@@ -309,7 +310,8 @@ def plan_sync(
                 f"bot {code} (#{row.bot_id}) is no longer declared; it is kept "
                 f"(manage.py imbot_unregister --bot {code} removes it and its private chats)"
             )
-    for event in _events_to_bind():
+    # Application events (install, update, uninstall) exist only for OAuth applications.
+    for event in [] if portal.webhook else _events_to_bind():
         bound = portal.bound_events.get(event) if isinstance(portal.bound_events, dict) else None
         if force or bound != url:
             reasons = {url: "forced", None: "new", "": "new"}
@@ -418,6 +420,14 @@ def check_portal(portal: Portal) -> None:
             f"portal {portal} needs re-authorisation: Bitrix24 refused its refresh token; an "
             "administrator must open the application in Bitrix24 again, or reinstall it",
         )
+    if portal.webhook:
+        config = webhook_config()
+        if config is None or config.domain != portal.domain.lower():
+            raise errors.PortalUnavailable(
+                f"portal {portal} is in webhook mode but IMBOT_WEBHOOK_URL and "
+                "IMBOT_WEBHOOK_CLIENT_ID do not name it"
+            )
+        return  # the webhook URL is the credential: no endpoint, no tokens to check
     if not portal.client_endpoint:
         raise errors.PortalUnavailable(f"portal {portal} has no REST endpoint stored")
     installer = portal.installer_user_id

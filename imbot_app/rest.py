@@ -33,6 +33,7 @@ from . import errors
 from .conf import imbot_settings
 from .models import Credential, Portal
 from .ratelimit import LeakyBucket
+from .webhook import WebhookConfig, webhook_config
 from .wire import encode_form
 
 logger = logging.getLogger("imbot_app.rest")
@@ -110,10 +111,10 @@ class RestClient:
         items = list(commands.items())
         for start in range(0, len(items), BATCH_LIMIT):
             chunk = items[start : start + BATCH_LIMIT]
-            cmd = {
-                key: method + (f"?{encode_form(dict(params))}" if params else "")
-                for key, (method, params) in chunk
-            }
+            cmd = {}
+            for key, (method, params) in chunk:
+                sub = self._with_client_id(method, dict(params or {}))
+                cmd[key] = method + (f"?{encode_form(sub)}" if sub else "")
             result = self.call("batch", {"halt": 1 if halt else 0, "cmd": cmd}) or {}
             values = result.get("result") or {}
             failures = result.get("result_error") or {}
@@ -140,15 +141,42 @@ class RestClient:
             raise errors.PortalUnavailable(f"portal {self.portal} has no client endpoint")
         return endpoint if endpoint.endswith("/") else endpoint + "/"
 
+    def _webhook(self) -> WebhookConfig | None:
+        """The inbound webhook a webhook-mode portal is called through (``None`` otherwise)."""
+        if not self.portal.webhook:
+            return None
+        config = webhook_config()
+        if config is None or config.domain != self.portal.domain.lower():
+            raise errors.PortalUnavailable(
+                f"portal {self.portal} is in webhook mode but IMBOT_WEBHOOK_URL and "
+                "IMBOT_WEBHOOK_CLIENT_ID do not name it"
+            )
+        return config
+
+    def _with_client_id(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Webhook mode: imbot methods must name the CLIENT_ID the bot was registered with."""
+        if self.portal.webhook and method.startswith("imbot."):
+            config = self._webhook()
+            assert config is not None
+            return {**params, "CLIENT_ID": config.client_id}
+        return params
+
     def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         self._check_portal()
-        credential = self.credential()
+        hook = self._webhook()
+        credential = None if hook is not None else self.credential()
         refreshed = False
         attempt = 0
         while True:
             self.stats.waited += self.bucket.acquire()
             self.stats.requests += 1
-            status, body = self._post(method, {**params, "auth": credential.access_token})
+            if credential is None:
+                assert hook is not None  # no OAuth tokens: the webhook URL is the credential
+                url, payload = hook.url + method, self._with_client_id(method, params)
+            else:
+                url = self._endpoint() + method
+                payload = {**params, "auth": credential.access_token}
+            status, body = self._post(url, method, payload)
             error = body.get("error") if isinstance(body, dict) else None
             if not error and 200 <= status < 300 and isinstance(body, dict):
                 return body
@@ -158,7 +186,7 @@ class RestClient:
                 status=status,
                 method=method,
             )
-            if isinstance(failure, errors.TokenInvalid) and not refreshed:
+            if isinstance(failure, errors.TokenInvalid) and credential and not refreshed:
                 credential = self.refresh(credential)
                 refreshed = True
                 continue
@@ -172,15 +200,17 @@ class RestClient:
                 continue
             raise failure
 
-    def _post(self, method: str, payload: dict[str, Any]) -> tuple[int, Any]:
+    def _post(self, url: str, method: str, payload: dict[str, Any]) -> tuple[int, Any]:
+        # Exceptions name their type only: their text would hold the URL, which in webhook
+        # mode is a secret.
         try:
             response = http_session().post(
-                self._endpoint() + method,
+                url,
                 json=payload,
                 timeout=imbot_settings.HTTP_TIMEOUT,
             )
         except requests.RequestException as exc:
-            raise errors.BitrixError("NETWORK_ERROR", type(exc).__name__, method=method) from exc
+            raise errors.BitrixError("NETWORK_ERROR", type(exc).__name__, method=method) from None
         try:
             return response.status_code, response.json()
         except ValueError:
@@ -296,5 +326,5 @@ class RestClient:
             )
             body = response.json()
         except (requests.RequestException, ValueError) as exc:
-            raise errors.BitrixError("NETWORK_ERROR", type(exc).__name__, method="oauth") from exc
+            raise errors.BitrixError("NETWORK_ERROR", type(exc).__name__, method="oauth") from None
         return body if isinstance(body, dict) else {"error": "invalid_response"}

@@ -159,6 +159,10 @@ def _apply_lifecycle(
     portal = authenticated.portal
     verified = authenticated.verified
     now = timezone.now()
+    if portal is not None and authenticated.bind_member_id:
+        # Webhook mode: the portal was recorded before its member_id was known.
+        portal.member_id = authenticated.bind_member_id
+        portal.save(update_fields=["member_id", "updated_at"])
     if isinstance(event, ev.AppInstall) or (portal is None and envelope.name == ev.APP_INSTALL):
         if portal is None:
             portal = Portal(member_id=auth.member_id)

@@ -71,6 +71,13 @@ class EventFactory:
     private_chat_id: int = 2737
     # A running FakeBitrix24 the portal lives on: events then carry tokens valid there.
     fake: Any = field(default=None, repr=False)
+    # Webhook mode: events carry this CLIENT_ID (top level and as the application token) and
+    # no OAuth tokens, as Bitrix24 sends them to a bot registered through an inbound webhook.
+    webhook_client_id: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.webhook_client_id:
+            self.application_token = self.webhook_client_id
 
     # ---------------------------------------------------------------- portal
 
@@ -142,6 +149,14 @@ class EventFactory:
 
     def auth(self, user_id: int | None = None, *, tokens: bool = True) -> dict[str, Any]:
         """A top-level ``auth`` block for ``user_id`` (the human by default)."""
+        if self.webhook_client_id:
+            return {
+                "domain": self.domain,
+                "client_endpoint": f"https://{self.domain}/rest/",
+                "server_endpoint": self.server_endpoint,
+                "member_id": self.member_id,
+                "application_token": self.webhook_client_id,
+            }
         block: dict[str, Any] = {}
         user_id = self.user_id if user_id is None else user_id
         access, refresh = self._token_pair(user_id) if tokens else ("", "")
@@ -166,6 +181,8 @@ class EventFactory:
         return block
 
     def _bot_auth(self, bot_id: int) -> dict[str, Any]:
+        if self.webhook_client_id:
+            return {}  # webhook-mode bots get BOT_ID and BOT_CODE only
         block = self.auth(bot_id)
         block["client_id"] = self.client_id
         return block
@@ -180,6 +197,8 @@ class EventFactory:
             "BOT_ID": str(bot_id),
             "BOT_CODE": code or self.bot_code,
         }
+        if not auth:
+            del entry["AUTH"]
         return {str(bot_id): entry}
 
     def user_block(self, user_id: int | None = None, **fields: str) -> dict[str, str]:
@@ -246,7 +265,10 @@ class EventFactory:
         }
 
     def _envelope(self, name: str, data: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-        payload: dict[str, Any] = {
+        payload: dict[str, Any] = {}
+        if self.webhook_client_id:
+            payload["CLIENT_ID"] = self.webhook_client_id
+        payload |= {
             "event": name,
             "event_handler_id": str(next(_ids)),
             "data": data,
@@ -312,7 +334,7 @@ class EventFactory:
         auth = self._bot_auth(self.bot_id)
         entry = {
             **auth,
-            "AUTH": dict(auth),
+            **({"AUTH": dict(auth)} if auth else {}),
             "BOT_ID": str(self.bot_id),
             "BOT_CODE": self.bot_code,
             "COMMAND": command,

@@ -42,6 +42,8 @@ class RecordedCall:
     params: dict[str, Any]
     token: str | None
     in_batch: bool = False
+    # Made through an inbound webhook URL (``/rest/<user id>/<code>/<method>``), not a token.
+    webhook: bool = False
 
 
 @dataclass
@@ -122,6 +124,7 @@ class FakeBitrix24:
         self._portals: dict[str, _Portal] = {}
         self._ids = itertools.count(1001)
         self._faults: list[Answer] = []
+        self._webhooks: dict[tuple[int, str], str] = {}
         self._method_faults: list[_Fault] = []
         self._throttled = 0
         self._rate: tuple[float, int] | None = None
@@ -412,22 +415,33 @@ class FakeBitrix24:
 
     def _rest(self, method: str, params: dict[str, Any]) -> Answer:
         token = params.pop("auth", None)
+        hook = method.split("/")
+        via_webhook = len(hook) == 3 and hook[0].isdigit()
+        if via_webhook:
+            method = hook[2]
         with self._lock:
-            self.calls.append(RecordedCall(method, dict(params), token))
-            if method == "app.info":
+            self.calls.append(RecordedCall(method, dict(params), token, webhook=via_webhook))
+            if method == "app.info" and not via_webhook:
                 return self._app_info(token)
             if self._faults:
                 return self._faults.pop(0)
             if self._throttled > 0:
                 self._throttled -= 1
                 return _error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
-            if not token:
-                return _error(401, "NO_AUTH_FOUND", "Wrong authorization data")
-            info = self._tokens.get(str(token))
-            if info is None:
-                return _error(401, "invalid_token", "Unable to get application by token")
-            if info.expired:
-                return _error(401, "expired_token", "The access token provided has expired.")
+            if via_webhook:
+                found = self._webhook_caller(int(hook[0]), hook[1], method, params)
+                if isinstance(found, tuple):
+                    return found
+                info = found
+            else:
+                if not token:
+                    return _error(401, "NO_AUTH_FOUND", "Wrong authorization data")
+                known = self._tokens.get(str(token))
+                if known is None:
+                    return _error(401, "invalid_token", "Unable to get application by token")
+                if known.expired:
+                    return _error(401, "expired_token", "The access token provided has expired.")
+                info = known
             portal = self._portals[info.member_id]
             if not self._take_slot(portal):
                 return _error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
@@ -449,6 +463,27 @@ class FakeBitrix24:
                     self._method_faults.remove(fault)
                 return fault.answer
         return None
+
+    def _webhook_caller(
+        self, user_id: int, code: str, method: str, params: dict[str, Any]
+    ) -> _Token | Answer:
+        """Who an inbound-webhook call acts as, or Bitrix24's refusal."""
+        member_id = self._webhooks.get((user_id, code))
+        if member_id is None:
+            return _error(401, "INVALID_CREDENTIALS", "Invalid request credentials")
+        if method.startswith("imbot.") and not params.get("CLIENT_ID"):
+            return _error(400, "ACCESS_DENIED", "Client ID not specified")
+        return _Token(member_id, user_id, str(params.get("CLIENT_ID", "")), "")
+
+    def add_webhook(
+        self, member_id: str, *, user_id: int = 1, domain: str = "example.bitrix24.com"
+    ) -> str:
+        """An inbound webhook of ``user_id`` on the portal; returns its URL (a secret)."""
+        code = secrets.token_hex(8)
+        with self._lock:
+            self._portals.setdefault(member_id, _Portal(member_id=member_id, domain=domain))
+            self._webhooks[(user_id, code)] = member_id
+        return f"{self.url}/rest/{user_id}/{code}/"
 
     def _take_slot(self, portal: _Portal) -> bool:
         if self._rate is None:
@@ -588,6 +623,7 @@ class FakeBitrix24:
             "TYPE": bot_type,
             "OPENLINE": openline,
             "PROPERTIES": dict(properties),
+            "CLIENT_ID": p.get("CLIENT_ID", ""),
             **handlers,
         }
         return 200, {"result": bot_id}

@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...bots import declared_bots, handler_url
 from ...registration import sync_portal
+from ...webhook import WebhookUrlError, ensure_portal, generate_client_id, webhook_config
 from ..portal_runs import finish, run_portals, select_portals
 
 
@@ -32,17 +33,29 @@ class Command(BaseCommand):
             action="store_true",
             help="send every bot, command and event binding again, changed or not",
         )
+        parser.add_argument(
+            "--generate-client-id",
+            action="store_true",
+            help="print a new random CLIENT_ID for IMBOT_WEBHOOK_CLIENT_ID and exit",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["generate_client_id"]:
+            self.stdout.write(generate_client_id())
+            return
         try:
             specs = declared_bots()
             url = handler_url()
-        except ImproperlyConfigured as exc:
+            hook = webhook_config(strict=True)
+        except (ImproperlyConfigured, WebhookUrlError) as exc:
             raise CommandError(str(exc)) from exc
         if not specs:
             raise CommandError(
                 "no bots are declared: set IMBOT_BOTS or call imbot_app.bots.declare()"
             )
+        if hook is not None and not options["dry_run"]:
+            # Webhook mode: the portal is known by the webhook's domain until its first event.
+            ensure_portal(hook)
         portals = select_portals(options["portal"])
         dry_run, force = options["dry_run"], options["force"]
         verbosity = options["verbosity"]
