@@ -26,7 +26,7 @@ from imbot_app.replay import (
     ReplayResult,
     ReplaySummary,
     Selection,
-    iter_event_ids,
+    iter_event_statuses,
     planned_handlers,
     replay_event,
     would_run,
@@ -115,7 +115,7 @@ class Command(BaseCommand):
             force=options["force"],
         )
         events = selection.queryset()
-        chunks = iter_event_ids(events, chunk_size=max(options["chunk_size"], 1))
+        chunks = iter_event_statuses(events, chunk_size=max(options["chunk_size"], 1))
         if options["dry_run"]:
             self.dry_run(chunks, force=selection.force)
             return
@@ -127,8 +127,8 @@ class Command(BaseCommand):
         summary = ReplaySummary()
         bar = ProgressBar.for_command(self.stderr, total, label="replay") if verbosity else None
         for chunk in chunks:
-            for event_id in chunk:
-                result = replay_event(event_id, force=force)
+            for event_id, status in chunk:
+                result = replay_event(event_id, force=force, status=status)
                 summary.add(result)
                 if verbosity >= 2:
                     self.report(result)
@@ -153,7 +153,8 @@ class Command(BaseCommand):
     def dry_run(self, chunks: Any, *, force: bool) -> None:
         would, skipped = 0, 0
         for chunk in chunks:
-            for event in Event.objects.filter(pk__in=chunk).select_related("portal").order_by("pk"):
+            ids = [event_id for event_id, _ in chunk]
+            for event in Event.objects.filter(pk__in=ids).select_related("portal").order_by("pk"):
                 line = (
                     f"#{event.pk} {event.name} {event.status} "
                     f"{event.received_at:%Y-%m-%d %H:%M:%S} {event.portal}"
