@@ -70,7 +70,7 @@ def test_keep_failed(live, deliver, switch) -> None:
     failed, fine = talk(live, deliver, ["please fail", "hello"])
     age([failed, fine], 40)
     out, _ = prune("--older-than", "30d", "--keep-failed")
-    assert "Deleted 1 events" in out
+    assert "Deleted 1 event received" in out
     assert list(Event.objects.values_list("pk", flat=True)) == [failed.pk]
 
 

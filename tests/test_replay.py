@@ -172,7 +172,7 @@ def test_command_counts_failures_goes_on_and_exits_non_zero(live, deliver, switc
     out, err, error = replay_failing("--status", "failed")
 
     assert error.returncode == 1
-    assert str(error) == "2 event(s) failed"
+    assert str(error) == "2 events failed"
     assert "Replayed 2 events: processed 0, failed 2, skipped 0" in out
     assert f"event {first.pk} failed: {FLAKY}: RuntimeError: the weather service is down" in err
     assert f"event {second.pk} failed" in err
@@ -212,7 +212,7 @@ def test_command_filters(live, deliver, fake_b24, switch) -> None:
     assert f"#{command.pk} " in out and f"#{recent.pk} " not in out
 
     out, _ = replay("--status", "failed", "--portal", other.member_id)
-    assert "Replayed 1 events: processed 1" in out
+    assert "Replayed 1 event: processed 1" in out
     assert status(elsewhere) == "processed" and status(recent) == "failed"
 
 

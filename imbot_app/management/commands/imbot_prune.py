@@ -23,6 +23,8 @@ from imbot_app.progress import ProgressBar
 from imbot_app.retention import DEFAULT_BATCH_SIZE, expired_events, prune_events
 from imbot_app.timespec import parse_duration
 
+from ._wording import plural
+
 
 def duration(text: str) -> timedelta:
     try:
@@ -71,8 +73,8 @@ class Command(BaseCommand):
         if bar is not None:
             bar.finish()
         self.stdout.write(
-            f"Deleted {summary.events} events {_received_before(cutoff)} "
-            f"and {summary.handler_runs} handler runs"
+            f"Deleted {plural(summary.events, 'event')} {_received_before(cutoff)} "
+            f"and {plural(summary.handler_runs, 'handler run')}"
         )
 
     @staticmethod
@@ -87,9 +89,9 @@ class Command(BaseCommand):
         runs = HandlerRun.objects.filter(event__in=events.values("pk")).count()
         detail = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
         return (
-            f"Dry run: would delete {total} events {_received_before(cutoff)}"
+            f"Dry run: would delete {plural(total, 'event')} {_received_before(cutoff)}"
             + (f" ({detail})" if detail else "")
-            + f" and their {runs} handler runs; messages and invocations stay"
+            + f" and their {plural(runs, 'handler run')}; messages and invocations stay"
         )
 
 

@@ -33,6 +33,8 @@ from imbot_app.replay import (
 )
 from imbot_app.timespec import parse_moment
 
+from ._wording import plural
+
 MAX_FAILURES_SHOWN = 20
 
 
@@ -140,9 +142,9 @@ class Command(BaseCommand):
             self.stderr.write(f"event {failure.event_id} failed: {failure.detail}")
         if summary.failed > MAX_FAILURES_SHOWN:
             self.stderr.write(f"... and {summary.failed - MAX_FAILURES_SHOWN} more failures")
-        self.stdout.write(f"Replayed {summary.total} events: {summary.describe()}")
+        self.stdout.write(f"Replayed {plural(summary.total, 'event')}: {summary.describe()}")
         if summary.failed:
-            raise CommandError(f"{summary.failed} event(s) failed", returncode=1)
+            raise CommandError(f"{plural(summary.failed, 'event')} failed", returncode=1)
 
     def report(self, result: ReplayResult) -> None:
         detail = f": {result.detail}" if result.detail else ""
@@ -166,7 +168,9 @@ class Command(BaseCommand):
                     continue
                 would += 1
                 self.stdout.write(f"{line}: {self.describe_handlers(event)}")
-        self.stdout.write(f"Dry run: {would} events would run, {skipped} would be skipped")
+        self.stdout.write(
+            f"Dry run: {plural(would, 'event')} would run, {skipped} would be skipped"
+        )
 
     @staticmethod
     def describe_handlers(event: Event) -> str:
