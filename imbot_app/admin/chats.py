@@ -77,7 +77,7 @@ class ChatAdmin(RecordAdmin):
                 for p in shown
             ),
         )
-        more = format_html(" and more") if len(people) > len(shown) else ""
+        more = " and more" if len(people) > len(shown) else ""
         return format_html("{}{}", links or "-", more)
 
 

@@ -15,7 +15,7 @@ from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from ..models import Bot, Credential, Portal
 from .badges import badge
@@ -58,11 +58,24 @@ class PortalAdmin(admin.ModelAdmin):
         "token_expiry",
         "registration",
     )
-    list_filter = ("status",)
+    list_filter = ("status", "webhook")
     search_fields = ("domain", "member_id")
     inlines = (BotInline,)
     fieldsets = (
-        (None, {"fields": ("domain", "member_id", "status", "language", "plan", "app_version")}),
+        (
+            None,
+            {
+                "fields": (
+                    "domain",
+                    "member_id",
+                    "status",
+                    "webhook",
+                    "language",
+                    "plan",
+                    "app_version",
+                )
+            },
+        ),
         (
             "Registration",
             {"fields": ("registration", "registered_at", "registration_error", "bound_events")},
@@ -145,7 +158,7 @@ class PortalAdmin(admin.ModelAdmin):
             '<table class="imbot-tokens"><thead><tr><th>user</th><th>access</th><th>refresh</th>'
             "<th>expires</th></tr></thead><tbody>{}</tbody></table>"
             '<p><a href="{}">every credential of this portal</a></p>',
-            rows or format_html('<tr><td colspan="4">none</td></tr>'),
+            rows or mark_safe('<tr><td colspan="4">none</td></tr>'),
             everything,
         )
 
