@@ -1,7 +1,8 @@
 """Template tags of imbot_app's admin pages: ``{% load imbot_admin %}``.
 
 ``{% imbot_overview %}`` draws the events-per-hour chart on the app's index page (only for
-users allowed to see events); ``{{ text|bbcode }}`` renders Bitrix24 BB codes safely.
+users allowed to see events); ``{{ text|bbcode }}`` renders Bitrix24 BB codes safely;
+``{{ status|imbot_badge }}`` draws a status badge.
 """
 
 from __future__ import annotations
@@ -31,3 +32,11 @@ def imbot_overview(context: dict[str, Any]) -> dict[str, Any]:
 @register.filter(name="bbcode")
 def bbcode(text: str) -> SafeString:
     return render_bbcode(str(text or ""))
+
+
+@register.filter(name="imbot_badge")
+def imbot_badge(status: str) -> SafeString:
+    """A status as the coloured badge the lists use: ``{{ run.status|imbot_badge }}``."""
+    from ..admin.badges import badge
+
+    return badge(str(status))
