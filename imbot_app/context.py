@@ -17,7 +17,7 @@ the bot and stores what it said; :class:`PendingSender` only logs the calls.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -49,6 +49,10 @@ __all__ = [
     "Sender",
     "get_sender",
     "load",
+    "message_key",
+    "parse_stored",
+    "prefetch_messages",
+    "sender_factory",
 ]
 
 
@@ -99,11 +103,26 @@ class PendingSender:
 
 def get_sender() -> Sender:
     """The sender ``IMBOT_SENDER`` names: a dotted path or a class (instantiated), or an object."""
+    return sender_factory()()
+
+
+def sender_factory() -> Callable[[], Sender]:
+    """What makes :func:`get_sender`'s sender: resolved once, called for each event.
+
+    A batch of events imports the dotted path once; a configured class is still instantiated
+    for every event, as :func:`get_sender` would, so a sender may keep per-event state.
+    """
     configured: Any = imbot_settings.SENDER
     if isinstance(configured, str):
         configured = import_string(configured)
     if isinstance(configured, type):
-        configured = configured()
+        sender_class = configured
+        return lambda: _checked_sender(sender_class())
+    sender = _checked_sender(configured)
+    return lambda: sender
+
+
+def _checked_sender(configured: Any) -> Sender:
     if not isinstance(configured, Sender):
         raise TypeError(f"IMBOT_SENDER must have a send(call) method, got {configured!r}")
     return configured
@@ -400,22 +419,29 @@ class LoadedEvent:
     state: DispatchState
 
 
+# A stored message as the store keys it: (portal pk, Bitrix24 message id).
+MessageKey = tuple[int, int]
+MESSAGE_EVENTS = (ev.MessageAdd, ev.MessageUpdate, ev.MessageDelete)
+
+
 def load(
-    event: Event, *, sender: Sender | None = None, parsed: ev.BitrixEvent | None = None
+    event: Event,
+    *,
+    sender: Sender | None = None,
+    parsed: ev.BitrixEvent | None = None,
+    messages: MutableMapping[MessageKey, Message] | None = None,
+    make_sender: Callable[[], Sender] | None = None,
 ) -> LoadedEvent:
     """Rebuild the contexts of a stored event from the database alone.
 
     ``parsed`` is the typed event when the caller has it already (the endpoint, dispatching
-    inline); otherwise it is parsed again from the stored, redacted payload.
+    inline, or a batch that parsed it to prefetch its rows); otherwise it is parsed again from
+    the stored, redacted payload.  ``messages`` are rows :func:`prefetch_messages` read for a
+    batch: the one this event needs is taken out (so no two contexts share an instance), and
+    looked up as usual when it is not there.  ``make_sender`` is a batch's
+    :func:`sender_factory`, when no ``sender`` is given (default: :func:`get_sender`).
     """
-    if parsed is not None:
-        typed = parsed
-    else:
-        try:
-            typed = parse_event(parse_envelope(event.payload))
-        except Exception as exc:
-            detail = getattr(exc, "errors", None) or exc
-            raise ContextUnavailable(f"the stored payload no longer parses: {detail}") from exc
+    typed = parsed if parsed is not None else parse_stored(event)
     state = DispatchState()
     base: dict[str, Any] = {
         "event": event,
@@ -423,11 +449,11 @@ def load(
         "event_name": event.name,
         "ts": event.ts or typed.ts,
         "state": state,
-        "sender": sender if sender is not None else get_sender(),
+        "sender": sender if sender is not None else (make_sender or get_sender)(),
     }
     items: tuple[EventContext, ...]
     if isinstance(typed, ev.MessageAdd | ev.MessageUpdate | ev.MessageDelete):
-        items = (_message_context(base, typed),)
+        items = (_message_context(base, typed, messages),)
     elif isinstance(typed, ev.CommandAdd):
         items = _command_contexts(base, typed)
     elif isinstance(typed, ev.BotJoinChat):
@@ -467,16 +493,57 @@ def _find_user(portal: Portal, user_id: int | None) -> ChatUser | None:
     return ChatUser.objects.filter(portal=portal, user_id=user_id).first()
 
 
+def parse_stored(event: Event) -> ev.BitrixEvent:
+    """The typed event parsed again from the stored, redacted payload.
+
+    Raises :class:`ContextUnavailable` when it no longer parses (the serializers changed, or
+    the row was edited), with the field errors.
+    """
+    try:
+        return parse_event(parse_envelope(event.payload))
+    except Exception as exc:
+        detail = getattr(exc, "errors", None) or exc
+        raise ContextUnavailable(f"the stored payload no longer parses: {detail}") from exc
+
+
+def message_key(event: Event, typed: ev.BitrixEvent) -> MessageKey | None:
+    """The stored message a message event's context holds, or None for other events."""
+    if isinstance(typed, MESSAGE_EVENTS):
+        return (event.portal_id, typed.message.message_id)
+    return None
+
+
+def prefetch_messages(keys: Iterable[MessageKey]) -> dict[MessageKey, Message]:
+    """The stored messages (with chat, author and bot) of many events, in one query.
+
+    What :func:`load` would read for each of them one by one.  Messages not stored are left
+    out: :func:`load` then looks up the bot, chat and author as it always does.
+    """
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    rows = Message.objects.select_related("chat", "author", "bot").filter(
+        portal_id__in={portal for portal, _ in wanted},
+        message_id__in={message for _, message in wanted},
+    )
+    found = {(row.portal_id, row.message_id): row for row in rows}
+    return {key: row for key, row in found.items() if key in wanted}
+
+
 def _message_context(
-    base: dict[str, Any], typed: ev.MessageAdd | ev.MessageUpdate | ev.MessageDelete
+    base: dict[str, Any],
+    typed: ev.MessageAdd | ev.MessageUpdate | ev.MessageDelete,
+    messages: MutableMapping[MessageKey, Message] | None = None,
 ) -> MessageContext:
     portal: Portal = base["portal"]
     info = typed.message
-    message = (
-        Message.objects.select_related("chat", "author", "bot")
-        .filter(portal=portal, message_id=info.message_id)
-        .first()
-    )
+    message = messages.pop((portal.pk, info.message_id), None) if messages else None
+    if message is None:
+        message = (
+            Message.objects.select_related("chat", "author", "bot")
+            .filter(portal=portal, message_id=info.message_id)
+            .first()
+        )
     if message is not None:
         bot, chat, author = message.bot, message.chat, message.author
     else:

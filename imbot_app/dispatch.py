@@ -37,7 +37,7 @@ import socket
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,7 +52,7 @@ from . import context as ctx
 from . import events as ev
 from . import signals
 from .conf import imbot_settings
-from .models import Event, HandlerRun
+from .models import Event, HandlerRun, Message
 from .routing import NO_ARGUMENTS, Match, Route, handler_path
 
 logger = logging.getLogger("imbot_app.dispatch")
@@ -183,22 +183,10 @@ def run_event(
     (what a replay asks for).  Database errors in the bookkeeping propagate (the Celery task
     retries them); handler exceptions never do.
     """
-    token = f"{worker_name()}:{uuid.uuid4().hex[:12]}"
+    token = _new_token()
     lease = timedelta(seconds=imbot_settings.DISPATCH_LEASE)
     now = timezone.now()
-    runnable = [Event.Status.RECEIVED]
-    if force:
-        runnable += [Event.Status.PROCESSED, Event.Status.FAILED]
-    claimed = (
-        Event.objects.filter(pk=event_id, status__in=runnable)
-        .filter(Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lte=now))
-        .update(
-            claimed_by=token,
-            claim_expires_at=now + lease,
-            dispatch_attempts=F("dispatch_attempts") + 1,
-        )
-    )
-    if not claimed:
+    if not _claim(Q(pk=event_id), token=token, lease=lease, force=force, now=now):
         return _not_claimed(event_id, force=force, now=now)
     try:
         event = Event.objects.select_related("portal").get(pk=event_id)
@@ -209,8 +197,166 @@ def run_event(
         raise
 
 
+# Events claimed together by run_events: enough to spread the claim and load over many,
+# few enough that a batch's rows are read shortly before its events run.
+BATCH_SIZE = 100
+
+
+def run_events(
+    event_ids: Iterable[int], *, force: bool = False
+) -> Generator[DispatchResult, None, None]:
+    """:func:`run_event` for many events, one result per event as it finishes (a generator).
+
+    The handlers of each event run exactly as :func:`run_event` runs them, with the same
+    guarantees (claim and lease, one HandlerRun per handler, succeeded handlers skipped
+    unless forced, the status set per event).  What is shared is the bookkeeping around them:
+    up to :data:`BATCH_SIZE` events are claimed with one conditional UPDATE under one token,
+    read with their portals in one SELECT, their stored messages in one more, and the events
+    not claimed are looked at in one query.  A batch's claim runs from when it is taken, so
+    before each event starts its claim is renewed when half the lease is gone; an event
+    another process took over meanwhile is left alone and reported :attr:`Outcome.CLAIM_LOST`.
+    Its rows are read when the batch is claimed, not when the event starts (a message two
+    events of the batch share is read again for the second).
+
+    Ids are taken once each, in the order given.  An exception (a database error in the
+    bookkeeping) propagates, as from :func:`run_event`, once the claims of that event and of
+    the rest of its batch are released; so are the claims of events not reached when the
+    caller stops iterating.
+    """
+    ids = list(dict.fromkeys(event_ids))
+    for start in range(0, len(ids), BATCH_SIZE):
+        yield from _Batch(ids[start : start + BATCH_SIZE], force=force).run()
+
+
+class _Batch:
+    """Events claimed together; :meth:`run` yields a :class:`DispatchResult` for each."""
+
+    def __init__(self, event_ids: list[int], *, force: bool) -> None:
+        self.ids = event_ids
+        self.force = force
+        self.token = _new_token()
+        self.lease = timedelta(seconds=imbot_settings.DISPATCH_LEASE)
+        self._make_sender: Callable[[], ctx.Sender] | None = None
+
+    def run(self) -> Iterator[DispatchResult]:
+        now = timezone.now()
+        events = self._claim_and_load(now)
+        pending = set(events)  # claimed, not finished: released if we stop early
+        try:
+            others = self._not_claimed([i for i in self.ids if i not in events], now=now)
+            parsed, messages = self._prefetch(list(events.values()))
+            for event_id in self.ids:
+                event = events.get(event_id)
+                if event is None:
+                    yield others[event_id]
+                    continue
+                run = _EventRun(
+                    event, token=self.token, lease=self.lease, force=self.force, claimed_at=now
+                )
+                result = self._run_one(run, parsed.get(event_id), messages)
+                pending.discard(event_id)
+                yield result
+        finally:
+            if pending:
+                _release_many(sorted(pending), self.token)
+
+    def _claim_and_load(self, now: datetime) -> dict[int, Event]:
+        claimed = _claim(
+            Q(pk__in=self.ids), token=self.token, lease=self.lease, force=self.force, now=now
+        )
+        if not claimed:
+            return {}
+        rows = Event.objects.select_related("portal").filter(pk__in=self.ids, claimed_by=self.token)
+        return {event.pk: event for event in rows}
+
+    def _not_claimed(self, event_ids: list[int], *, now: datetime) -> dict[int, DispatchResult]:
+        if not event_ids:
+            return {}
+        rows = {
+            row["pk"]: row
+            for row in Event.objects.filter(pk__in=event_ids).values(
+                "pk", "status", "claim_expires_at"
+            )
+        }
+        return {
+            event_id: _why_not_claimed(event_id, rows.get(event_id), force=self.force, now=now)
+            for event_id in event_ids
+        }
+
+    def _prefetch(
+        self, events: list[Event]
+    ) -> tuple[dict[int, ev.BitrixEvent], dict[ctx.MessageKey, Message]]:
+        """The typed events of those with handlers, and the messages their contexts hold.
+
+        A payload that no longer parses is left to :func:`~imbot_app.context.load`, which
+        fails the event with the reason when its turn comes.
+        """
+        parsed: dict[int, ev.BitrixEvent] = {}
+        listened: dict[str, bool] = {}
+        for event in events:
+            if event.name not in listened:
+                listened[event.name] = has_handlers(event.name)
+            if not listened[event.name]:
+                continue
+            try:
+                parsed[event.pk] = ctx.parse_stored(event)
+            except ctx.ContextUnavailable:
+                continue
+        wanted = [
+            key
+            for event in events
+            if event.pk in parsed and (key := ctx.message_key(event, parsed[event.pk]))
+        ]
+        return parsed, ctx.prefetch_messages(wanted)
+
+    def _run_one(
+        self,
+        run: _EventRun,
+        parsed: ev.BitrixEvent | None,
+        messages: dict[ctx.MessageKey, Message],
+    ) -> DispatchResult:
+        if not run._renew_claim():
+            logger.warning("lost the claim on event %s to another process", run.event.pk)
+            return DispatchResult(run.event.pk, Outcome.CLAIM_LOST)
+        return run.run(parsed, messages=messages, make_sender=self._sender)
+
+    def _sender(self) -> ctx.Sender:
+        """``IMBOT_SENDER`` is resolved once per batch, when an event first needs a sender."""
+        if self._make_sender is None:
+            self._make_sender = ctx.sender_factory()
+        return self._make_sender()
+
+
+def _new_token() -> str:
+    """A claim's owner: this process, plus a random part telling its claims apart."""
+    return f"{worker_name()}:{uuid.uuid4().hex[:12]}"
+
+
+def _claim(which: Q, *, token: str, lease: timedelta, force: bool, now: datetime) -> int:
+    """Claim the runnable, unclaimed (or expired) events among ``which``: one UPDATE."""
+    runnable = [Event.Status.RECEIVED]
+    if force:
+        runnable += [Event.Status.PROCESSED, Event.Status.FAILED]
+    return (
+        Event.objects.filter(which, status__in=runnable)
+        .filter(Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lte=now))
+        .update(
+            claimed_by=token,
+            claim_expires_at=now + lease,
+            dispatch_attempts=F("dispatch_attempts") + 1,
+        )
+    )
+
+
 def _not_claimed(event_id: int, *, force: bool, now: datetime) -> DispatchResult:
     row = Event.objects.filter(pk=event_id).values("status", "claim_expires_at").first()
+    return _why_not_claimed(event_id, row, force=force, now=now)
+
+
+def _why_not_claimed(
+    event_id: int, row: Mapping[str, Any] | None, *, force: bool, now: datetime
+) -> DispatchResult:
+    """What an event the claim did not take is doing, from its status and claim."""
     if row is None:
         return DispatchResult(event_id, Outcome.MISSING)
     if row["status"] == Event.Status.INVALID:
@@ -224,12 +370,19 @@ def _not_claimed(event_id: int, *, force: bool, now: datetime) -> DispatchResult
 
 def _release(event_id: int, token: str) -> None:
     """Give the claim back after an error, so a retry need not wait for the lease (best effort)."""
+    _release_many([event_id], token)
+
+
+def _release_many(event_ids: list[int], token: str) -> None:
+    """:func:`_release` for several events, in one UPDATE."""
     try:
-        Event.objects.filter(pk=event_id, claimed_by=token).update(
+        Event.objects.filter(pk__in=event_ids, claimed_by=token).update(
             claimed_by="", claim_expires_at=None
         )
     except DatabaseError:
-        logger.warning("could not release the claim on event %s; it expires by itself", event_id)
+        logger.warning(
+            "could not release the claim on events %s; they expire by themselves", event_ids
+        )
 
 
 def live_receivers(signal: Signal, sender: Any) -> list[Callable[..., Any]]:
@@ -291,11 +444,18 @@ class _EventRun:
         self.claim_expires_at = self.claimed_at + self.lease
         self.worker = worker_name()
 
-    def run(self, parsed: ev.BitrixEvent | None = None) -> DispatchResult:
+    def run(
+        self,
+        parsed: ev.BitrixEvent | None = None,
+        *,
+        messages: MutableMapping[ctx.MessageKey, Message] | None = None,
+        make_sender: Callable[[], ctx.Sender] | None = None,
+    ) -> DispatchResult:
+        """Run the handlers; ``messages`` and ``make_sender`` are what a batch prepared."""
         if not has_handlers(self.event.name):
             return self._finish()
         try:
-            loaded = ctx.load(self.event, parsed=parsed)
+            loaded = ctx.load(self.event, parsed=parsed, messages=messages, make_sender=make_sender)
         except ctx.ContextUnavailable as exc:
             logger.error("event %s cannot be dispatched: %s", self.event.pk, exc)
             return self._finish(error=str(exc))
