@@ -15,9 +15,10 @@ What it does, in a throwaway database (a temporary SQLite file, or a fresh Postg
 * replaces every handler with one no-op ``on_event`` route, so what is measured is imbot_app's
   own work per event: the claim, rebuilding the context from the database, the HandlerRun
   record, the final status;
-* runs them the way ``manage.py imbot_replay`` does
-  (:func:`imbot_app.replay.iter_event_statuses` in chunks,
-  :func:`imbot_app.replay.replay_event` per event) and prints events/s, SQL
+* runs them the way a replay does
+  (:func:`imbot_app.replay.iter_event_statuses` in chunks, each through
+  :func:`imbot_app.replay.replay_chunk`; ``--per-event`` uses
+  :func:`imbot_app.replay.replay_event` per event instead) and prints events/s, SQL
   statements per event (BEGIN/COMMIT not counted) and the process's peak RSS before and
   after, to show memory stays flat however many events there are.
 
@@ -59,6 +60,9 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--kind", choices=("message", "generic"), default="message")
     parser.add_argument("--chunk-size", type=int, default=500)
+    parser.add_argument(
+        "--per-event", action="store_true", help="replay_event per event, not replay_chunk"
+    )
     parser.add_argument("--profile", type=int, metavar="N", default=0, help="top N functions")
     args = parser.parse_args()
 
@@ -87,22 +91,33 @@ def run(args: argparse.Namespace) -> None:
     from django.db import connection
 
     from imbot_app.models import Event, HandlerRun
-    from imbot_app.replay import ReplaySummary, Selection, iter_event_statuses, replay_event
+    from imbot_app.replay import (
+        ReplaySummary,
+        Selection,
+        iter_event_statuses,
+        replay_chunk,
+        replay_event,
+    )
     from imbot_app.routing import router
 
     def replay_all(summary: ReplaySummary) -> None:
-        """What ``manage.py imbot_replay`` does with received events."""
+        """A resume replay of the received events, chunk by chunk."""
         for chunk in iter_event_statuses(Selection().queryset(), chunk_size=args.chunk_size):
-            for event_id, status in chunk:
-                summary.add(replay_event(event_id, force=False, status=status))
+            if args.per_event:
+                for event_id, status in chunk:
+                    summary.add(replay_event(event_id, force=False, status=status))
+            else:
+                for result in replay_chunk(chunk, force=False):
+                    summary.add(result)
 
     scene = Scene.create()
     started = time.perf_counter()
     scene.store_events(args.events, kind=args.kind)
     stored_in = time.perf_counter() - started
+    how = "replay_event per event" if args.per_event else "replay_chunk"
     print(
         f"stored {args.events} {args.kind} events with bulk_create in {stored_in:.1f} s "
-        f"({connection.vendor})"
+        f"({connection.vendor}; replayed with {how})"
     )
 
     summary = ReplaySummary()
