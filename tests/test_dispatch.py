@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from imbot_app import on_command, on_message, signals
@@ -22,12 +23,14 @@ from imbot_app.apps import ImbotAppConfig
 from imbot_app.context import MessageContext
 from imbot_app.dispatch import (
     ABANDONED,
+    BATCH_SIZE,
     Outcome,
     event_stored,
     run_event,
+    run_events,
     worker_name,
 )
-from imbot_app.models import Event, HandlerRun
+from imbot_app.models import Event, HandlerRun, Portal
 from imbot_app.routing import handler_path, router
 from imbot_app.testing import EventFactory, post_event
 
@@ -393,6 +396,194 @@ def test_an_event_whose_payload_no_longer_parses_fails_with_the_reason(factory, 
     event.refresh_from_db()
     assert event.status == Event.Status.FAILED
     assert "no longer parses" in event.error and "PARAMS" in event.error
+
+
+# --------------------------------------------------------------------------- many events at once
+
+
+def _stored(client: Any, factory: EventFactory, count: int) -> list[int]:
+    return [store_only(client, factory.message(f"batch {n}")).pk for n in range(count)]
+
+
+def _queries_to_run(event_ids: list[int]) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        results = list(run_events(event_ids))
+    assert [r.outcome for r in results] == [Outcome.PROCESSED] * len(event_ids)
+    return len(captured.captured_queries)
+
+
+@pytest.mark.django_db
+def test_run_events_costs_three_queries_per_event_and_three_per_batch(factory, client) -> None:
+    @on_message
+    def greet(message: MessageContext) -> None:
+        pass
+
+    few, many = _stored(client, factory, 3), _stored(client, factory, 12)
+    # Per batch: claim, load events+portals, messages+chats+authors+bots.
+    # Per event: run insert, run update, finish.
+    assert _queries_to_run(few) == 3 + 3 * 3
+    assert _queries_to_run(many) == 3 + 3 * 12
+    assert HandlerRun.objects.filter(status="succeeded").count() == 15
+
+
+@pytest.mark.django_db
+def test_run_events_claims_a_batch_at_a_time(factory) -> None:
+    portal = Portal.objects.get(member_id=factory.member_id)
+    events = Event.objects.bulk_create(
+        Event(portal=portal, name="ONNOBODYLISTENS", payload={}, dedup_key=str(n))
+        for n in range(BATCH_SIZE + 1)
+    )
+    with CaptureQueriesContext(connection) as captured:
+        results = list(run_events(e.pk for e in events))
+    assert [r.outcome for r in results] == [Outcome.PROCESSED] * len(events)
+    claims = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith("UPDATE") and "dispatch_attempts" in q["sql"]
+    ]
+    assert len(claims) == 2
+
+
+@pytest.mark.django_db
+def test_run_events_gives_what_run_event_gives_event_by_event(factory, client) -> None:
+    seen: list[str] = []
+
+    @on_message
+    def record(message: MessageContext) -> None:
+        if message.text == "broken":
+            raise RuntimeError("no")
+        seen.append(message.text)
+
+    fine = store_only(client, factory.message("fine"))
+    broken = store_only(client, factory.message("broken"))
+    done = store_only(client, factory.message("done before"))
+    Event.objects.filter(pk=done.pk).update(status=Event.Status.PROCESSED)
+    busy = store_only(client, factory.message("busy"))
+    Event.objects.filter(pk=busy.pk).update(
+        claimed_by="other-host:1:abc", claim_expires_at=timezone.now() + timedelta(seconds=90)
+    )
+    unreadable = store_only(client, factory.message("unreadable"))
+    Event.objects.filter(pk=unreadable.pk).update(payload={"event": "ONIMBOTMESSAGEADD"})
+    after = store_only(client, factory.message("after the unreadable one"))
+    invalid = Event.objects.create(
+        portal=fine.portal, name="ONIMBOTMESSAGEADD", status="invalid", payload={}, dedup_key="i"
+    )
+    ids = [fine.pk, broken.pk, done.pk, busy.pk, unreadable.pk, after.pk, invalid.pk, 10**9]
+
+    results = list(run_events([*ids, fine.pk]))  # an id given twice is run once
+
+    assert [r.event_id for r in results] == ids
+    assert [r.outcome for r in results] == [
+        Outcome.PROCESSED,
+        Outcome.FAILED,
+        Outcome.ALREADY_DONE,
+        Outcome.BUSY,
+        Outcome.FAILED,
+        Outcome.PROCESSED,
+        Outcome.INVALID,
+        Outcome.MISSING,
+    ]
+    assert results[3].retry_in is not None and 80 < results[3].retry_in <= 90
+    assert seen == ["fine", "after the unreadable one"]
+    assert [run.status for run in results[1].runs] == [HandlerRun.Status.FAILED]
+    unreadable.refresh_from_db()
+    assert unreadable.status == Event.Status.FAILED and "no longer parses" in unreadable.error
+    assert Event.objects.get(pk=busy.pk).claimed_by == "other-host:1:abc"
+    for event_id in (fine.pk, broken.pk, after.pk):
+        event = Event.objects.get(pk=event_id)
+        assert (event.claimed_by, event.claim_expires_at, event.dispatch_attempts) == ("", None, 1)
+
+
+@pytest.mark.django_db
+def test_run_events_skips_finished_handlers_unless_forced(factory, client) -> None:
+    calls: list[str] = []
+
+    @on_message(priority=1)
+    def first(message: MessageContext) -> None:
+        calls.append("first")
+
+    @on_message
+    def second(message: MessageContext) -> None:
+        calls.append("second")
+
+    event = store_only(client, factory.message("interrupted"))
+    _as_left_by_a_dead_worker(
+        event,
+        runs={
+            handler_path(first): (HandlerRun.Status.SUCCEEDED, False),
+            handler_path(second): (HandlerRun.Status.RUNNING, False),
+        },
+    )
+    [result] = run_events([event.pk])
+    assert result.outcome is Outcome.PROCESSED
+    assert calls == ["second"]
+    assert HandlerRun.objects.get(event=event, error=ABANDONED).handler == handler_path(second)
+
+    assert [r.outcome for r in run_events([event.pk])] == [Outcome.ALREADY_DONE]
+    [forced] = run_events([event.pk], force=True)
+    assert forced.outcome is Outcome.PROCESSED
+    assert calls == ["second", "first", "second"]
+
+
+@pytest.mark.django_db
+def test_run_events_leaves_an_event_whose_claim_was_taken_meanwhile(
+    factory, client, settings
+) -> None:
+    settings.IMBOT_DISPATCH_LEASE = 0  # every claim is checked before its event starts
+    calls: list[str] = []
+    first, second = _stored(client, factory, 2)
+
+    @on_message
+    def take_the_next(message: MessageContext) -> None:
+        calls.append(message.text)
+        Event.objects.filter(pk=second).update(claimed_by="thief:1:x")
+
+    results = list(run_events([first, second]))
+    assert [r.outcome for r in results] == [Outcome.PROCESSED, Outcome.CLAIM_LOST]
+    assert calls == ["batch 0"]
+    event = Event.objects.get(pk=second)
+    assert (event.status, event.claimed_by) == (Event.Status.RECEIVED, "thief:1:x")
+    assert not HandlerRun.objects.filter(event_id=second).exists()
+
+
+@pytest.mark.django_db
+def test_run_events_releases_the_claims_it_did_not_get_to(factory, client, settings) -> None:
+    @on_message
+    def greet(message: MessageContext) -> None:
+        pass
+
+    ids = _stored(client, factory, 3)
+    results = run_events(ids)
+    assert next(results).outcome is Outcome.PROCESSED
+    results.close()  # the caller stops: the two left are free again
+    assert list(Event.objects.filter(pk__in=ids[1:]).values_list("claimed_by", "status")) == [
+        ("", "received"),
+        ("", "received"),
+    ]
+
+    settings.IMBOT_SENDER = "builtins.object"  # the bookkeeping itself fails
+    with pytest.raises(TypeError, match="IMBOT_SENDER"):
+        list(run_events(ids[1:]))
+    assert list(Event.objects.filter(pk__in=ids[1:]).values_list("claimed_by", "status")) == [
+        ("", "received"),
+        ("", "received"),
+    ]
+
+
+@pytest.mark.django_db
+def test_run_events_gives_each_context_its_own_message_row(factory, client) -> None:
+    messages: list[Any] = []
+
+    @router.on_event("ONIMBOTMESSAGEADD", "ONIMBOTMESSAGEUPDATE")
+    def keep(event: MessageContext) -> None:
+        messages.append(event.message)
+
+    added = store_only(client, factory.message("before", message_id=4242))
+    updated = store_only(client, factory.message_update(4242, "after"))
+    assert [r.outcome for r in run_events([added.pk, updated.pk])] == [Outcome.PROCESSED] * 2
+    first, second = messages
+    assert first is not second
+    assert first.pk == second.pk and first.message_id == 4242
 
 
 # --------------------------------------------------------------------------- celery mode (sending)

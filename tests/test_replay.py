@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from imbot_app.models import Event, HandlerRun, Message, Portal
-from imbot_app.replay import Selection, iter_event_ids, replay_event
+from imbot_app.replay import Selection, iter_event_ids, replay_chunk, replay_event
 from imbot_app.testing import EventFactory, FakeBitrix24, post_event
 from tests.admin_scenes import Switch, connect_handlers, connected_portal, send_replies_to, talk
 
@@ -125,6 +125,69 @@ def test_invalid_and_missing_events_are_skipped(factory) -> None:
     )
     assert replay_event(invalid.pk, force=True).detail == "invalid payload"
     assert replay_event(10**9, force=True).detail == "no such event"
+
+
+def test_a_chunk_is_replayed_as_replay_event_would(live, deliver, switch, fake_b24) -> None:
+    switch.broken = True
+    failed = talk(live, deliver, ["fail a", "fail b"])
+    switch.broken = False
+    [done] = talk(live, deliver, ["hi"])
+    [busy] = talk(live, deliver, ["fail busy"])
+    Event.objects.filter(pk=busy.pk).update(
+        status="failed",
+        claimed_by="elsewhere:1:x",
+        claim_expires_at=timezone.now() + timedelta(minutes=5),
+    )
+    answers = len(fake_b24.calls_to("imbot.message.add"))
+    chunk = [(e.pk, status(e)) for e in [*failed, done, busy]] + [(10**9, None)]
+
+    results = list(replay_chunk(chunk, force=False))
+
+    assert [(r.event_id, r.status, r.detail) for r in results] == [
+        (failed[0].pk, "processed", ""),
+        (failed[1].pk, "processed", ""),
+        (done.pk, "skipped", "already processed (use force to run it again)"),
+        (busy.pk, "skipped", "being run by another process"),
+        (10**9, "skipped", "no such event"),
+    ]
+    # Only the failed handler ran again: nobody was answered twice.
+    assert len(fake_b24.calls_to("imbot.message.add")) == answers
+    assert runs(failed[0]) == [(ANSWER, "succeeded"), (FLAKY, "failed"), (FLAKY, "succeeded")]
+    assert status(busy) == "failed" and len(runs(done)) == 1
+
+
+def _queries_to_replay(events: list[Event]) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        results = list(replay_chunk([(e.pk, "failed") for e in events], force=False))
+    assert [r.status for r in results] == ["processed"] * len(events)
+    return len(captured.captured_queries)
+
+
+def test_a_chunk_costs_a_fixed_number_of_queries_per_event(live, deliver, switch) -> None:
+    switch.broken = True
+    few = talk(live, deliver, [f"fail {n}" for n in range(2)])
+    many = talk(live, deliver, [f"fail {n}" for n in range(10)])
+    switch.broken = False
+    # Per batch: reopen, claim, load events+portals, messages.
+    # Per event: abandon stale runs, read succeeded ones, run insert, run update, finish.
+    assert _queries_to_replay(few) == 4 + 5 * 2
+    assert _queries_to_replay(many) == 4 + 5 * 10
+
+
+def test_an_error_outside_the_handlers_fails_that_event_and_the_chunk_goes_on(
+    live, client, settings
+) -> None:
+    events = [
+        Event.objects.get(pk=post_event(client, live.message(f"never run {n}")).json()["event_id"])
+        for n in range(3)
+    ]
+    settings.IMBOT_SENDER = "builtins.object"
+    results = list(replay_chunk([(e.pk, "received") for e in events], force=False))
+    assert [r.event_id for r in results] == [e.pk for e in events]
+    assert all(r.status == "failed" and "IMBOT_SENDER" in r.detail for r in results)
+    for event in events:
+        event.refresh_from_db()
+        assert (event.status, event.claimed_by, event.claim_expires_at) == ("received", "", None)
 
 
 def test_keyset_chunks_read_ids_in_order_without_repeats(factory) -> None:
