@@ -20,21 +20,17 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from databases import throwaway_database
+
 ROOT = Path(__file__).resolve().parent.parent
-PG_SERVER = "postgres://postgres@127.0.0.1:5432/"
 PG_DATABASE = "imbot_bench_admin"
-PG_MAINTENANCE_DATABASE = "postgres"  # only used to CREATE / DROP the bench database
 BATCH = 5000
 REPEAT = 5
 PORTALS = 5
@@ -55,7 +51,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
-    with throwaway_database(args.database) as url:
+    with throwaway_database(args.database, PG_DATABASE) as url:
         os.environ["DATABASE_URL"] = url
         os.environ["DEBUG"] = "False"
         os.environ.setdefault("SECRET_KEY", "bench-only")
@@ -293,33 +289,6 @@ def measure(ids: dict[str, int]) -> None:
 
 
 # ------------------------------------------------------------------------------ databases
-
-
-@contextmanager
-def throwaway_database(database: str) -> Iterator[str]:
-    if database == "sqlite":
-        folder = tempfile.mkdtemp(prefix="imbot-bench-admin-")
-        try:
-            yield f"sqlite:///{Path(folder) / 'bench.sqlite3'}"
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    _pg_recreate(create=True)
-    try:
-        yield f"{PG_SERVER}{PG_DATABASE}"
-    finally:
-        _pg_recreate(create=False)
-
-
-def _pg_recreate(*, create: bool) -> None:
-    import psycopg
-    from psycopg import sql
-
-    name = sql.Identifier(PG_DATABASE)
-    with psycopg.connect(PG_SERVER + PG_MAINTENANCE_DATABASE, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        if create:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
 
 
 if __name__ == "__main__":

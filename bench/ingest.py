@@ -41,24 +41,21 @@ import os
 import platform
 import random
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from databases import throwaway_database
+
 ROOT = Path(__file__).resolve().parent.parent
-PG_SERVER = "postgres://postgres@127.0.0.1:5432/"
 PG_DATABASE = "imbot_bench"
-# Only used to run CREATE / DROP DATABASE imbot_bench; nothing in it is read or written.
-PG_MAINTENANCE_DATABASE = "postgres"
 RESULT_PREFIX = "IMBOT-BENCH-RESULT "
 DATABASES = ("sqlite", "postgres")
 EVENTS_PATH = "/imbot/events/"
@@ -166,36 +163,6 @@ def format_table(results: list[Result]) -> str:
 
 
 # ------------------------------------------------------------------------------ databases
-
-
-@contextmanager
-def throwaway_database(database: str, conn_max_age: int) -> Iterator[str]:
-    """Yield a DATABASE_URL for a fresh, empty database, and remove the database afterwards."""
-    query = f"?conn_max_age={conn_max_age}"
-    if database == "sqlite":
-        folder = tempfile.mkdtemp(prefix="imbot-bench-")
-        try:
-            yield f"sqlite:///{Path(folder) / 'bench.sqlite3'}{query}"
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    _pg_recreate(create=True)
-    try:
-        yield f"{PG_SERVER}{PG_DATABASE}{query}"
-    finally:
-        _pg_recreate(create=False)
-
-
-def _pg_recreate(*, create: bool) -> None:
-    """Drop ``imbot_bench`` if it exists, then create it afresh when ``create``."""
-    import psycopg
-    from psycopg import sql
-
-    name = sql.Identifier(PG_DATABASE)
-    with psycopg.connect(PG_SERVER + PG_MAINTENANCE_DATABASE, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        if create:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
 
 
 # ------------------------------------------------------------------------------ events
@@ -421,7 +388,9 @@ def say(database: str, message: str) -> None:
 
 
 def run_child(args: argparse.Namespace) -> Result:
-    with throwaway_database(args.database, args.conn_max_age) as url:
+    with throwaway_database(
+        args.database, PG_DATABASE, query=f"?conn_max_age={args.conn_max_age}"
+    ) as url:
         os.environ["DATABASE_URL"] = url
         os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"
         if not args.debug:
