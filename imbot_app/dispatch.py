@@ -4,7 +4,8 @@
 runs only after the event's transaction has committed and starts handlers the way
 ``IMBOT_DISPATCH`` says: ``"inline"`` runs them right there, in the web process;
 ``"celery"`` sends one task carrying only the event id (:mod:`imbot_app.tasks`).  Both end in
-:func:`run_event`, the one entry point a replay uses too.
+:func:`run_event`; a replay uses :func:`run_events`, which runs each of many events the same
+way with the bookkeeping around the handlers (claim, loading, lookups) shared by a batch.
 
 :func:`run_event` is safe to call any number of times, from any number of processes:
 
