@@ -28,7 +28,7 @@ from imbot_app.replay import (
     Selection,
     iter_event_statuses,
     planned_handlers,
-    replay_event,
+    replay_chunk,
     would_run,
 )
 from imbot_app.timespec import parse_moment
@@ -129,8 +129,7 @@ class Command(BaseCommand):
         summary = ReplaySummary()
         bar = ProgressBar.for_command(self.stderr, total, label="replay") if verbosity else None
         for chunk in chunks:
-            for event_id, status in chunk:
-                result = replay_event(event_id, force=force, status=status)
+            for result in replay_chunk(chunk, force=force):
                 summary.add(result)
                 if verbosity >= 2:
                     self.report(result)
