@@ -82,6 +82,14 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+def _by_id(rows: dict[int, dict[str, Any]], p: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The bot, command or message a call names by ``key`` (BOT_ID ...), if the portal has it."""
+    try:
+        return rows.get(int(p.get(key, 0)))
+    except (TypeError, ValueError):
+        return None
+
+
 def _error(status: int, error: str, description: str) -> Answer:
     return status, {"error": error, "error_description": description}
 
@@ -628,14 +636,8 @@ class FakeBitrix24:
         }
         return 200, {"result": bot_id}
 
-    def _bot(self, portal: _Portal, p: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            return portal.bots.get(int(p.get("BOT_ID", 0)))
-        except (TypeError, ValueError):
-            return None
-
     def _update(self, portal: _Portal, info: _Token, p: dict[str, Any]) -> Answer:
-        bot = self._bot(portal, p)
+        bot = _by_id(portal.bots, p, "BOT_ID")
         if bot is None:
             return _error(400, "BOT_ID_ERROR", "Bot not found")
         fields = p.get("FIELDS")
@@ -649,7 +651,7 @@ class FakeBitrix24:
         return 200, {"result": True}
 
     def _unregister(self, portal: _Portal, info: _Token, p: dict[str, Any]) -> Answer:
-        bot = self._bot(portal, p)
+        bot = _by_id(portal.bots, p, "BOT_ID")
         if bot is None:
             return _error(400, "BOT_ID_ERROR", "Bot not found")
         del portal.bots[bot["ID"]]
@@ -670,7 +672,7 @@ class FakeBitrix24:
         return 200, {"result": listed}
 
     def _command_register(self, portal: _Portal, info: _Token, p: dict[str, Any]) -> Answer:
-        bot = self._bot(portal, p)
+        bot = _by_id(portal.bots, p, "BOT_ID")
         if bot is None:
             return _error(400, "BOT_ID_ERROR", "Bot not found")
         word = str(p.get("COMMAND", "")).strip()
@@ -699,14 +701,8 @@ class FakeBitrix24:
         }
         return 200, {"result": command_id}
 
-    def _command(self, portal: _Portal, p: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            return portal.commands.get(int(p.get("COMMAND_ID", 0)))
-        except (TypeError, ValueError):
-            return None
-
     def _command_update(self, portal: _Portal, info: _Token, p: dict[str, Any]) -> Answer:
-        command = self._command(portal, p)
+        command = _by_id(portal.commands, p, "COMMAND_ID")
         if command is None:
             return _error(400, "COMMAND_ID_ERROR", "Command not found")
         fields = p.get("FIELDS")
@@ -719,7 +715,7 @@ class FakeBitrix24:
         return 200, {"result": True}
 
     def _command_unregister(self, portal: _Portal, info: _Token, p: dict[str, Any]) -> Answer:
-        command = self._command(portal, p)
+        command = _by_id(portal.commands, p, "COMMAND_ID")
         if command is None:
             return _error(400, "COMMAND_ID_ERROR", "Command not found")
         del portal.commands[command["ID"]]
@@ -744,7 +740,7 @@ class FakeBitrix24:
         return 200, {"result": message_id}
 
     def _command_answer(self, portal: _Portal, info: _Token, p: dict[str, Any]) -> Answer:
-        if self._command(portal, p) is None and not p.get("COMMAND"):
+        if _by_id(portal.commands, p, "COMMAND_ID") is None and not p.get("COMMAND"):
             return _error(400, "COMMAND_ID_ERROR", "Command not found")
         if not p.get("MESSAGE_ID"):
             return _error(400, "MESSAGE_ID_ERROR", "Message ID can't be empty")
@@ -755,14 +751,8 @@ class FakeBitrix24:
             return _error(400, "DIALOG_ID_EMPTY", "Dialog ID can't be empty")
         return self._store_message(portal, p)
 
-    def _message(self, portal: _Portal, p: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            return portal.messages.get(int(p.get("MESSAGE_ID", 0)))
-        except (TypeError, ValueError):
-            return None
-
     def _message_update(self, portal: _Portal, info: _Token, p: dict[str, Any]) -> Answer:
-        message = self._message(portal, p)
+        message = _by_id(portal.messages, p, "MESSAGE_ID")
         if message is None:
             return _error(400, "MESSAGE_ID_ERROR", "Message ID can't be empty")
         for key in ("MESSAGE", "ATTACH", "KEYBOARD", "MENU"):
@@ -771,7 +761,7 @@ class FakeBitrix24:
         return 200, {"result": True}
 
     def _message_delete(self, portal: _Portal, info: _Token, p: dict[str, Any]) -> Answer:
-        message = self._message(portal, p)
+        message = _by_id(portal.messages, p, "MESSAGE_ID")
         if message is None:
             return _error(400, "MESSAGE_ID_ERROR", "Message ID can't be empty")
         del portal.messages[message["ID"]]
