@@ -10,8 +10,7 @@ Messages, command invocations, chats and people stay: they are the history.  See
 
 from __future__ import annotations
 
-import argparse
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -21,16 +20,9 @@ from django.utils import timezone
 from imbot_app.models import Event, HandlerRun
 from imbot_app.progress import ProgressBar
 from imbot_app.retention import DEFAULT_BATCH_SIZE, expired_events, prune_events
-from imbot_app.timespec import parse_duration
 
+from ._arguments import duration
 from ._wording import plural
-
-
-def duration(text: str) -> timedelta:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 class Command(BaseCommand):

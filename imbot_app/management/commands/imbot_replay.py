@@ -13,7 +13,6 @@ A summary ends the run; the exit status is 1 when any event failed.  See
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -31,18 +30,11 @@ from imbot_app.replay import (
     replay_chunk,
     would_run,
 )
-from imbot_app.timespec import parse_moment
 
+from ._arguments import moment
 from ._wording import plural
 
 MAX_FAILURES_SHOWN = 20
-
-
-def moment(text: str) -> Any:
-    try:
-        return parse_moment(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 class Command(BaseCommand):
