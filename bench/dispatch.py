@@ -122,8 +122,8 @@ def _run(args: argparse.Namespace, folder: Path, engine: str) -> int:
     from django.test import Client
     from django.test.utils import override_settings
 
+    from imbot_app.dispatch.routing import router
     from imbot_app.models import Event
-    from imbot_app.routing import router
     from imbot_app.testing import EventFactory, post_event
 
     call_command("migrate", verbosity=0)

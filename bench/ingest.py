@@ -22,7 +22,7 @@ The child
 * counts SQL statements per request with ``connection.execute_wrapper`` (BEGIN/COMMIT left
   out: SQLite sends BEGIN through the cursor, PostgreSQL does not), overall and for the
   steady-state message path (portal, bot, chat and user already stored), and how many of them
-  the endpoint's after-commit handler dispatch (``imbot_app.views.event_stored``) issues;
+  the endpoint's after-commit handler dispatch (``imbot_app.web.views.event_stored``) issues;
   one more known-chat private message is captured with ``CaptureQueriesContext`` as a
   cross-check (``--show-sql`` prints its statements).
 
@@ -323,8 +323,8 @@ def install_null_sender() -> NullSender | None:
 
 
 def instrument_dispatch(counter: QueryCounter) -> DispatchMeter | None:
-    """Put a :class:`DispatchMeter` around ``imbot_app.views.event_stored``, if there is one."""
-    from imbot_app import views
+    """Put a :class:`DispatchMeter` around ``imbot_app.web.views.event_stored``, if there is one."""
+    from imbot_app.web import views
 
     hook = getattr(views, "event_stored", None)
     if not callable(hook):
@@ -446,7 +446,7 @@ def measure(args: argparse.Namespace) -> Result:
     counter = QueryCounter()
     meter = instrument_dispatch(counter)
     if meter is None:
-        say(db, "imbot_app.views.event_stored not found: dispatch is not measured apart")
+        say(db, "imbot_app.web.views.event_stored not found: dispatch is not measured apart")
     for i, prepared in enumerate(warmup):
         check(*post(application, prepared.body), f"warm-up event {i}")
 

@@ -16,9 +16,9 @@ What it does, in a throwaway database (a temporary SQLite file, or a fresh Postg
   own work per event: the claim, rebuilding the context from the database, the HandlerRun
   record, the final status;
 * runs them the way a replay does
-  (:func:`imbot_app.replay.iter_event_statuses` in chunks, each through
-  :func:`imbot_app.replay.replay_chunk`; ``--per-event`` uses
-  :func:`imbot_app.replay.replay_event` per event instead) and prints events/s, SQL
+  (:func:`imbot_app.dispatch.replay.iter_event_statuses` in chunks, each through
+  :func:`imbot_app.dispatch.replay.replay_chunk`; ``--per-event`` uses
+  :func:`imbot_app.dispatch.replay.replay_event` per event instead) and prints events/s, SQL
   statements per event (BEGIN/COMMIT not counted) and the process's peak RSS before and
   after, to show memory stays flat however many events there are.
 
@@ -70,7 +70,7 @@ def main() -> None:
         os.environ["DATABASE_URL"] = url
         os.environ["DEBUG"] = "False"
         os.environ.setdefault("SECRET_KEY", "bench-only")
-        os.environ["IMBOT_SENDER"] = "imbot_app.context.PendingSender"
+        os.environ["IMBOT_SENDER"] = "imbot_app.outbound.calls.PendingSender"
         os.environ["IMBOT_DISPATCH"] = "inline"
         os.environ["IMBOT_LOG_LEVEL"] = "WARNING"
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -90,15 +90,15 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
     from django.db import connection
 
-    from imbot_app.models import Event, HandlerRun
-    from imbot_app.replay import (
+    from imbot_app.dispatch.replay import (
         ReplaySummary,
         Selection,
         iter_event_statuses,
         replay_chunk,
         replay_event,
     )
-    from imbot_app.routing import router
+    from imbot_app.dispatch.routing import router
+    from imbot_app.models import Event, HandlerRun
 
     def replay_all(summary: ReplaySummary) -> None:
         """A resume replay of the received events, chunk by chunk."""
@@ -202,8 +202,8 @@ class Scene:
         """``count`` more received events (and their Message rows), with bulk_create."""
         from django.utils import timezone
 
+        from imbot_app.inbound.store import redact
         from imbot_app.models import Event, Message
-        from imbot_app.store import redact
 
         batch = 2000
         now = timezone.now()

@@ -44,7 +44,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     from imbot_app.models import Portal
-    from imbot_app.rest import RestClient
+    from imbot_app.outbound.rest import RestClient
     from imbot_app.testing import EventFactory, FakeBitrix24
 
     with FakeBitrix24() as fake:

@@ -11,7 +11,7 @@ of any installed app::
         command.answer(command.params)
 """
 
-from .routing import on_command, on_event, on_join, on_message
+from imbot_app.dispatch.routing import on_command, on_event, on_join, on_message
 
 __version__ = "0.1.0"
 

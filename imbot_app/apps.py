@@ -16,20 +16,18 @@ class ImbotAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import (
-            checks,  # noqa: F401  (registers the checks)
-            lifecycle,
-        )
+        from imbot_app import checks  # noqa: F401  (registers the checks)
+        from imbot_app.lifecycle import handlers
 
         self.check_dispatch_mode()
-        lifecycle.connect()
+        handlers.connect()
         self.import_handler_modules()
 
     @staticmethod
     def check_dispatch_mode() -> None:
         """Refuse to start with a dispatch mode that would leave every event unhandled."""
-        from .conf import imbot_settings
-        from .dispatch import MODES
+        from imbot_app.conf import imbot_settings
+        from imbot_app.dispatch.hooks import MODES
 
         mode = imbot_settings.DISPATCH
         if mode not in MODES:
@@ -47,7 +45,7 @@ class ImbotAppConfig(AppConfig):
         Like admin autodiscovery: importing a module runs its routing decorators and
         ``@receiver`` lines.  An app without the module is skipped; an error inside one is not.
         """
-        from .conf import imbot_settings
+        from imbot_app.conf import imbot_settings
 
         autodiscover_modules("imbot_handlers")
         for path in imbot_settings.HANDLER_MODULES:

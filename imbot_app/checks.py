@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .conf import imbot_settings
-from .webhook import MIN_CLIENT_ID_LENGTH, WebhookUrlError, webhook_config
+from imbot_app.conf import imbot_settings
+from imbot_app.outbound.webhook import MIN_CLIENT_ID_LENGTH, WebhookUrlError, webhook_config
 
 
 @register(Tags.security)
@@ -40,7 +40,7 @@ def check_install_verification(app_configs: Any = None, **kwargs: Any) -> list[C
 @register()
 def check_declared_bots(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Invalid bot declarations, and a public URL Bitrix24 could not (safely) call."""
-    from .bots import DeclarationError, declared_bots, public_url_problem
+    from imbot_app.lifecycle.bots import DeclarationError, declared_bots, public_url_problem
 
     try:
         declared = declared_bots()
@@ -48,7 +48,7 @@ def check_declared_bots(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         return [
             Error(
                 f"Invalid bot declaration: {exc}",
-                hint="Fix IMBOT_BOTS or the imbot_app.bots.declare() call.",
+                hint="Fix IMBOT_BOTS or the imbot_app.lifecycle.bots.declare() call.",
                 id="imbot_app.E001",
             )
         ]

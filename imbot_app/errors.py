@@ -55,3 +55,11 @@ def from_response(error: str, description: str, *, status: int | None, method: s
     elif error == "invalid_grant":
         cls = ReauthorizationRequired
     return cls(error, description, status=status, method=method)
+
+
+class InvalidPayload(Exception):
+    """The body decoded but does not hold a valid event; ``errors`` says which fields."""
+
+    def __init__(self, errors: object) -> None:
+        super().__init__("invalid event payload")
+        self.errors = errors

@@ -237,3 +237,37 @@ class GenericEvent(BitrixEvent):
     data: dict[str, Any]
 
     KNOWN: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A validated envelope, any API version: enough to authenticate before ``data`` is read.
+
+    ``payload`` is the decoded body as it came (tokens included): the store redacts it.
+    """
+
+    name: str
+    handler_id: int | None
+    ts: datetime | None
+    auth: AuthBlock
+    data: dict[str, Any]
+    payload: dict[str, Any]
+
+
+#: The typed event class each known event name parses to: the ``sender`` of its signals.
+EVENT_CLASSES: dict[str, type[BitrixEvent]] = {
+    MESSAGE_ADD: MessageAdd,
+    MESSAGE_UPDATE: MessageUpdate,
+    MESSAGE_DELETE: MessageDelete,
+    COMMAND_ADD: CommandAdd,
+    BOT_JOIN_CHAT: BotJoinChat,
+    BOT_DELETE: BotDelete,
+    APP_INSTALL: AppInstall,
+    APP_UPDATE: AppUpdate,
+    APP_UNINSTALL: AppUninstall,
+}
+
+
+def event_class_for(name: str) -> type[BitrixEvent]:
+    """The typed event class an event name parses to: the ``sender`` of its signals."""
+    return EVENT_CLASSES.get(name, GenericEvent)

@@ -1,14 +1,14 @@
 """The signals every stored event fans out through, one per kind of event.
 
-Connect to them like any Django signal; the routing decorators (:mod:`imbot_app.routing`) are
-a thin layer over them.  Receivers are called by :mod:`imbot_app.dispatch` after the event's
+Connect to them like any Django signal; the routing decorators (:mod:`imbot_app.dispatch.routing`) are
+a thin layer over them.  Receivers are called by :mod:`imbot_app.dispatch.runner` after the event's
 transaction has committed, one at a time, each run recorded as a
 :class:`~imbot_app.models.HandlerRun`; an exception in one receiver is recorded, sent through
 :data:`handler_failed` and never stops the others.
 
 Every receiver gets ``sender`` (the typed event class, e.g. :class:`imbot_app.events.MessageAdd`,
 so ``connect(..., sender=MessageAdd)`` works) and one context object named below.  Context
-objects (:mod:`imbot_app.context`) hold model rows and plain values, never raw payload dicts or
+objects (:mod:`imbot_app.dispatch.context`) hold model rows and plain values, never raw payload dicts or
 OAuth tokens, and can be rebuilt from the database alone, so a Celery worker or a replay gives
 receivers exactly what the web process would have.  Calling ``context.stop()`` skips the
 receivers after the current one.
@@ -27,16 +27,16 @@ from typing import Any
 
 from django.dispatch import Signal
 
-from . import events as ev
+from imbot_app import events as ev
 
 #: Every event of any type, known or not.  ``event``: the kind-specific context
-#: (:class:`~imbot_app.context.MessageContext`, :class:`~imbot_app.context.CommandContext`
-#: for the event's first command, ..., :class:`~imbot_app.context.GenericContext` for event
+#: (:class:`~imbot_app.dispatch.context.MessageContext`, :class:`~imbot_app.dispatch.context.CommandContext`
+#: for the event's first command, ..., :class:`~imbot_app.dispatch.context.GenericContext` for event
 #: types imbot_app has no class for).  Sent before the kind-specific signal.
 event_received = Signal()
 
 #: ONIMBOTMESSAGEADD: someone wrote to the bot (or mentioned it in a group chat).
-#: ``message``: :class:`~imbot_app.context.MessageContext`.  Never sent for messages whose
+#: ``message``: :class:`~imbot_app.dispatch.context.MessageContext`.  Never sent for messages whose
 #: author is a bot (``ChatUser.is_bot``), so two bots cannot talk each other into a loop.
 message_added = Signal()
 
@@ -49,20 +49,20 @@ message_updated = Signal()
 message_deleted = Signal()
 
 #: ONIMCOMMANDADD: a user ran one of the bot's commands (typed, keyboard button or menu).
-#: ``command``: :class:`~imbot_app.context.CommandContext`.  Sent once per command the event
+#: ``command``: :class:`~imbot_app.dispatch.context.CommandContext`.  Sent once per command the event
 #: carries (practically always one).
 command_received = Signal()
 
 #: ONIMBOTJOINCHAT: the bot was added to a chat, or a user opened a private dialog with it.
-#: ``join``: :class:`~imbot_app.context.JoinContext`.
+#: ``join``: :class:`~imbot_app.dispatch.context.JoinContext`.
 bot_joined_chat = Signal()
 
 #: ONIMBOTDELETE: the bot was unregistered from the portal.
-#: ``deletion``: :class:`~imbot_app.context.BotDeletedContext`.
+#: ``deletion``: :class:`~imbot_app.dispatch.context.BotDeletedContext`.
 bot_deleted = Signal()
 
 #: ONAPPINSTALL: the application was installed on a portal.
-#: ``app``: :class:`~imbot_app.context.AppContext`.
+#: ``app``: :class:`~imbot_app.dispatch.context.AppContext`.
 app_installed = Signal()
 
 #: ONAPPUPDATE: a new version of the application was installed.  ``app``: AppContext.

@@ -1,56 +1,9 @@
-"""The Celery task behind ``IMBOT_DISPATCH = "celery"``: one task per event, carrying its id only.
+"""Where Celery's ``autodiscover_tasks()`` looks (``<app>.tasks``): the task lives in dispatch.
 
-Only :func:`imbot_app.dispatch.enqueue` and Celery's own task discovery import this module, so
-imbot_app itself works without Celery installed (``pip install "imbot_app[celery]"``).
-
-Delivery is at least once, and :func:`~imbot_app.dispatch.run_event` makes that safe:
-
-* ``acks_late`` with ``reject_on_worker_lost``: the message is acknowledged only after the
-  handlers ran, so a worker killed mid-handler leaves it to be delivered again (with Redis,
-  once the broker's ``visibility_timeout`` has passed);
-* the redelivered task finds the dead worker's claim, waits for it to expire (retrying with
-  a countdown), then runs only the handlers that had not yet succeeded;
-* a second copy of a task whose first copy finished finds the event processed and does
-  nothing;
-* database errors in the bookkeeping are retried with exponential backoff and jitter.
+Importing this module registers :func:`imbot_app.dispatch.tasks.run_event_task`; nothing in
+imbot_app imports it, so the app works without Celery installed.
 """
 
-from __future__ import annotations
+from imbot_app.dispatch.tasks import run_event_task
 
-from typing import Any
-
-from celery import shared_task
-from django.db import DatabaseError, close_old_connections
-
-from .dispatch import Outcome, run_event
-
-#: How often a task may come back because another process holds the event's claim.
-BUSY_RETRIES = 20
-#: The longest wait between two such attempts, in seconds.
-BUSY_COUNTDOWN_MAX = 300.0
-
-
-@shared_task(
-    bind=True,
-    name="imbot_app.run_event",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(DatabaseError,),
-    retry_backoff=1,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=8,
-    ignore_result=True,
-)
-def run_event_task(self: Any, event_id: int, force: bool = False) -> str:
-    """Run the handlers of event ``event_id`` (see :func:`imbot_app.dispatch.run_event`)."""
-    try:
-        result = run_event(event_id, force=force)
-    except DatabaseError:
-        # Drop a broken connection so the retry opens a fresh one.
-        close_old_connections()
-        raise
-    if result.outcome is Outcome.BUSY:
-        countdown = min(max(result.retry_in or 0.0, 0.5), BUSY_COUNTDOWN_MAX)
-        raise self.retry(countdown=countdown, max_retries=BUSY_RETRIES)
-    return result.outcome.value
+__all__ = ["run_event_task"]

@@ -6,8 +6,8 @@ with a user interface (its "initial installation path").
 
 from django.urls import path
 
-from .install import InstallView
-from .views import EventView
+from imbot_app.web.install import InstallView
+from imbot_app.web.views import EventView
 
 app_name = "imbot_app"
 

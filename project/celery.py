@@ -1,7 +1,7 @@
 """The example project's Celery app (the standard Django pattern).
 
 Run a worker with ``celery -A project worker -l info``; it reads ``CELERY_*`` settings
-(``CELERY_BROKER_URL`` ...) from ``project/settings.py`` and finds ``imbot_app.tasks``.
+(``CELERY_BROKER_URL`` ...) from ``project/settings.py`` and finds ``imbot_app.dispatch.tasks``.
 """
 
 import os

@@ -3,14 +3,14 @@ get help.
 
 imbot_app imports this module at start-up because ``project`` is an installed app and the
 module is called ``imbot_handlers``.  The replies go to Bitrix24 as the bot
-(``IMBOT_SENDER=imbot_app.context.PendingSender`` only logs them) and are stored as the
+(``IMBOT_SENDER=imbot_app.outbound.calls.PendingSender`` only logs them) and are stored as the
 chat's outgoing messages.
 """
 
 from __future__ import annotations
 
 from imbot_app import on_command, on_join, on_message
-from imbot_app.context import CommandContext, JoinContext, MessageContext
+from imbot_app.dispatch.context import CommandContext, JoinContext, MessageContext
 from imbot_app.models import ChatType
 
 HELP_TEXT = (

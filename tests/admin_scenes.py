@@ -1,7 +1,7 @@
 """Conversations stored the way real ones are, for the admin, replay and prune tests.
 
 Events go through the endpoint (``deliver``), handlers run and answer through the fake
-Bitrix24 with :class:`~imbot_app.sender.RestSender`, so the history holds both directions,
+Bitrix24 with :class:`~imbot_app.outbound.sender.RestSender`, so the history holds both directions,
 command invocations, handler runs (one handler fails on demand) and events of every status.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imbot_app import on_command, on_message
-from imbot_app.context import CommandContext, MessageContext
+from imbot_app.dispatch.context import CommandContext, MessageContext
 from imbot_app.models import Chat, Event
 from imbot_app.testing import EventFactory, FakeBitrix24
 
@@ -51,7 +51,7 @@ def connect_handlers(switch: Switch) -> None:
 
 def send_replies_to(fake: FakeBitrix24, settings: Any) -> None:
     """Replies really go to ``fake`` (RestSender) and are stored as outgoing messages."""
-    settings.IMBOT_SENDER = "imbot_app.sender.RestSender"
+    settings.IMBOT_SENDER = "imbot_app.outbound.sender.RestSender"
     settings.IMBOT_CLIENT_ID = fake.client_id
     settings.IMBOT_CLIENT_SECRET = fake.client_secret
     settings.IMBOT_RATE_LIMIT, settings.IMBOT_RATE_BURST = 1000.0, 1000

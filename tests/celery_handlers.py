@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from imbot_app import on_message
-from imbot_app.context import MessageContext
+from imbot_app.dispatch.context import MessageContext
 
 
 def _record(message: MessageContext, handler: str, **extra: object) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from imbot_app.routing import Router, router
+from imbot_app.dispatch.routing import Router, router
 from imbot_app.testing import EventFactory, FakeBitrix24, post_event
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
@@ -38,7 +38,7 @@ def corpus_dir() -> Path:
 @pytest.fixture(autouse=True)
 def _forget_cached_bot_ids() -> Iterator[None]:
     """Test transactions roll back: ids a test saw must not leak into the next test."""
-    from imbot_app.store import bot_ids
+    from imbot_app.inbound.store import bot_ids
 
     bot_ids.clear()
     yield
@@ -100,9 +100,9 @@ def _replies_stay_offline(settings: Any) -> None:
     """No test reaches for a real portal: the example handlers' replies are only logged.
 
     Tests of real replies point a portal at :class:`FakeBitrix24` and set
-    ``IMBOT_SENDER = "imbot_app.sender.RestSender"`` themselves.
+    ``IMBOT_SENDER = "imbot_app.outbound.sender.RestSender"`` themselves.
     """
-    settings.IMBOT_SENDER = "imbot_app.context.PendingSender"
+    settings.IMBOT_SENDER = "imbot_app.outbound.calls.PendingSender"
 
 
 @pytest.fixture(autouse=True)

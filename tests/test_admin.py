@@ -37,7 +37,7 @@ def switch(isolated_routes: Any) -> Switch:
 @pytest.fixture
 def live(db: None, settings: Any, fake_b24: FakeBitrix24, switch: Switch) -> EventFactory:
     """A portal on the fake Bitrix24, with replies really sent and stored."""
-    settings.IMBOT_SENDER = "imbot_app.sender.RestSender"
+    settings.IMBOT_SENDER = "imbot_app.outbound.sender.RestSender"
     settings.IMBOT_CLIENT_ID = fake_b24.client_id
     settings.IMBOT_CLIENT_SECRET = fake_b24.client_secret
     settings.IMBOT_RATE_LIMIT, settings.IMBOT_RATE_BURST = 1000.0, 1000

@@ -16,6 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from imbot_app.dispatch.replay import replay_event
 from imbot_app.models import (
     Bot,
     ChatUser,
@@ -27,7 +28,6 @@ from imbot_app.models import (
     Message,
     Portal,
 )
-from imbot_app.replay import replay_event
 from imbot_app.testing import EventFactory, FakeBitrix24
 from tests.admin_scenes import Switch, chat_of, connect_handlers, connected_portal, talk
 
@@ -46,7 +46,7 @@ def grow(
     db: None, settings: Any, fake_b24: FakeBitrix24, switch: Switch, deliver: Any
 ) -> Callable[[], EventFactory]:
     """Adds a portal with a private and a group conversation: every table gets rows."""
-    settings.IMBOT_SENDER = "imbot_app.sender.RestSender"
+    settings.IMBOT_SENDER = "imbot_app.outbound.sender.RestSender"
     settings.IMBOT_CLIENT_ID = fake_b24.client_id
     settings.IMBOT_CLIENT_SECRET = fake_b24.client_secret
     settings.IMBOT_RATE_LIMIT, settings.IMBOT_RATE_BURST = 1000.0, 1000

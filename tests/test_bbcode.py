@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imbot_app.bbcode import render_bbcode
+from imbot_app.admin.bbcode import render_bbcode
 
 ALLOWED_TAGS = {"strong", "em", "u", "s", "a", "br", "pre", "blockquote", "span"}
 ALLOWED_ATTRIBUTES = {"href", "rel", "target", "class", "title"}

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from imbot_app.blocks import MAX_BYTES, Attach, BlockTooLarge, Keyboard, check_size, to_bitrix
+from imbot_app.outbound.blocks import (
+    MAX_BYTES,
+    Attach,
+    BlockTooLarge,
+    Keyboard,
+    check_size,
+    to_bitrix,
+)
 
 
 def test_keyboard_buttons_and_newlines() -> None:

@@ -8,9 +8,9 @@ import pytest
 from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
 
-from imbot_app import bots
-from imbot_app.bots import BotSpec, CommandSpec, DeclarationError, declare, declared_bots
-from imbot_app.routing import router
+from imbot_app.dispatch.routing import router
+from imbot_app.lifecycle import bots
+from imbot_app.lifecycle.bots import BotSpec, CommandSpec, DeclarationError, declare, declared_bots
 from tests.registration_kit import ECHO, echo
 
 

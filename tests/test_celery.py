@@ -27,7 +27,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection, transaction
 
-from imbot_app.dispatch import enqueue, worker_name
+from imbot_app.dispatch.claims import worker_name
+from imbot_app.dispatch.hooks import enqueue
 from imbot_app.models import Event, HandlerRun
 from imbot_app.testing import EventFactory, post_event
 

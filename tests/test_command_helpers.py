@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from imbot_app.progress import ProgressBar
-from imbot_app.timespec import parse_duration, parse_moment
+from imbot_app.management.progress import ProgressBar
+from imbot_app.management.timespec import parse_duration, parse_moment
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from django.test import Client
 
 from imbot_app import events as ev
 from imbot_app.models import Bot, Chat, CommandInvocation, Event, Message, Portal
-from imbot_app.serializers import KNOWN_EVENTS
+from imbot_app.protocol import KNOWN_EVENTS
 from imbot_app.testing import EVENTS_PATH, EventFactory
 from imbot_app.wire import WireError, decode_form
 

@@ -20,18 +20,12 @@ from django.utils import timezone
 
 from imbot_app import on_command, on_message, signals
 from imbot_app.apps import ImbotAppConfig
-from imbot_app.context import MessageContext
-from imbot_app.dispatch import (
-    ABANDONED,
-    BATCH_SIZE,
-    Outcome,
-    event_stored,
-    run_event,
-    run_events,
-    worker_name,
-)
+from imbot_app.dispatch.claims import Outcome, worker_name
+from imbot_app.dispatch.context import MessageContext
+from imbot_app.dispatch.hooks import event_stored
+from imbot_app.dispatch.routing import handler_path, router
+from imbot_app.dispatch.runner import ABANDONED, BATCH_SIZE, run_event, run_events
 from imbot_app.models import Event, HandlerRun, Portal
-from imbot_app.routing import handler_path, router
 from imbot_app.testing import EventFactory, post_event
 
 pytestmark = pytest.mark.usefixtures("isolated_routes")
@@ -647,7 +641,7 @@ sys.modules["celery"] = None  # as if not installed
 os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"
 import django
 django.setup()
-import imbot_app, imbot_app.dispatch, imbot_app.views
+import imbot_app, imbot_app.dispatch.runner, imbot_app.web.views
 from imbot_app import on_command
 import project
 assert not hasattr(project, "celery_app")

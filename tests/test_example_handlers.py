@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from imbot_app.context import OutgoingCall, PendingSender, get_sender
+from imbot_app.dispatch.routing import router
 from imbot_app.models import Event, HandlerRun
-from imbot_app.routing import router
+from imbot_app.outbound.calls import OutgoingCall, PendingSender, get_sender
 from project.imbot_handlers import HELP_TEXT
 
 pytestmark = pytest.mark.django_db
@@ -91,7 +91,7 @@ def test_other_commands_get_no_answer(factory, deliver, sent) -> None:
 
 
 def test_pending_sender_logs_replies_without_sending(factory, deliver, caplog, settings):
-    settings.IMBOT_SENDER = "imbot_app.context.PendingSender"
+    settings.IMBOT_SENDER = "imbot_app.outbound.calls.PendingSender"
     caplog.set_level(logging.INFO, logger="imbot_app.pending")
     deliver(factory.command("echo", "hello"))
 
@@ -103,7 +103,7 @@ def test_pending_sender_logs_replies_without_sending(factory, deliver, caplog, s
 
 
 def test_the_default_sender_calls_bitrix24(settings) -> None:
-    from imbot_app.sender import RestSender
+    from imbot_app.outbound.sender import RestSender
 
     del settings.IMBOT_SENDER
     assert isinstance(get_sender(), RestSender)

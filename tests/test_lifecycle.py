@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from imbot_app import on_event
-from imbot_app.context import AppContext
+from imbot_app.dispatch.context import AppContext
 from imbot_app.models import (
     Bot,
     Chat,
@@ -27,9 +27,9 @@ from tests.registration_kit import HANDLER_URL, configure, echo, rest_calls
 
 pytestmark = pytest.mark.django_db
 
-REGISTER = "imbot_app.lifecycle.register_declared_bots"
-RESYNC = "imbot_app.lifecycle.resync_declared_bots"
-CLEAN = "imbot_app.lifecycle.clean_portal_data"
+REGISTER = "imbot_app.lifecycle.handlers.register_declared_bots"
+RESYNC = "imbot_app.lifecycle.handlers.resync_declared_bots"
+CLEAN = "imbot_app.lifecycle.handlers.clean_portal_data"
 
 
 @pytest.fixture

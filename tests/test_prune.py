@@ -13,8 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from imbot_app.management.retention import expired_events, prune_events
 from imbot_app.models import Chat, CommandInvocation, Event, HandlerRun, Message
-from imbot_app.retention import expired_events, prune_events
 from imbot_app.testing import EventFactory, FakeBitrix24
 from tests.admin_scenes import Switch, connect_handlers, connected_portal, send_replies_to, talk
 

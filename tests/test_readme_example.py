@@ -10,7 +10,9 @@ from imbot_app.testing import EventFactory, FakeBitrix24, post_event
 
 @pytest.mark.django_db(transaction=True)  # so the handlers run after the commit
 def test_echo_answers(client, settings):
-    settings.IMBOT_SENDER = "imbot_app.sender.RestSender"  # tests/conftest.py keeps replies offline
+    settings.IMBOT_SENDER = (
+        "imbot_app.outbound.sender.RestSender"  # tests/conftest.py keeps replies offline
+    )
     with FakeBitrix24() as b24:
         settings.IMBOT_CLIENT_ID, settings.IMBOT_CLIENT_SECRET = b24.client_id, b24.client_secret
         events = EventFactory.connected(b24)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from imbot_app.inbound.store import REDACTED
 from imbot_app.models import Chat, ChatUser, CommandInvocation, Credential, Event, Message
-from imbot_app.store import REDACTED
 from imbot_app.testing import EventFactory, post_event
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"

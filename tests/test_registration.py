@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from imbot_app.lifecycle.registration import Status, Step, plan_sync, sync_portal, unregister_portal
 from imbot_app.models import Bot, Command, Credential, Portal
-from imbot_app.registration import Status, Step, plan_sync, sync_portal, unregister_portal
-from imbot_app.rest import RestClient
+from imbot_app.outbound.rest import RestClient
 from imbot_app.testing import FakeBitrix24, post_event
 from tests.registration_kit import (
     APP_EVENTS,

@@ -13,8 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from imbot_app.dispatch.replay import Selection, iter_event_ids, replay_chunk, replay_event
 from imbot_app.models import Event, HandlerRun, Message, Portal
-from imbot_app.replay import Selection, iter_event_ids, replay_chunk, replay_event
 from imbot_app.testing import EventFactory, FakeBitrix24, post_event
 from tests.admin_scenes import Switch, connect_handlers, connected_portal, send_replies_to, talk
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from imbot_app import on_command, on_message
-from imbot_app.blocks import Attach, Keyboard
-from imbot_app.context import CommandContext, MessageContext
+from imbot_app.dispatch.context import CommandContext, MessageContext
 from imbot_app.models import Credential, HandlerRun, Message
+from imbot_app.outbound.blocks import Attach, Keyboard
 from imbot_app.testing import EventFactory, FakeBitrix24
 from project.imbot_handlers import HELP_TEXT
 
@@ -17,7 +17,7 @@ from project.imbot_handlers import HELP_TEXT
 @pytest.fixture
 def live(db: None, settings: Any, fake_b24: FakeBitrix24) -> EventFactory:
     """A portal on the fake, with replies really sent (RestSender)."""
-    settings.IMBOT_SENDER = "imbot_app.sender.RestSender"
+    settings.IMBOT_SENDER = "imbot_app.outbound.sender.RestSender"
     settings.IMBOT_CLIENT_ID = fake_b24.client_id
     settings.IMBOT_CLIENT_SECRET = fake_b24.client_secret
     settings.IMBOT_RATE_LIMIT, settings.IMBOT_RATE_BURST = 1000.0, 1000

@@ -15,8 +15,8 @@ from django.db import connection
 
 from imbot_app import errors
 from imbot_app.models import Credential, Portal
-from imbot_app.ratelimit import LeakyBucket
-from imbot_app.rest import RestClient, oauth_token_url
+from imbot_app.outbound.ratelimit import LeakyBucket
+from imbot_app.outbound.rest import RestClient, oauth_token_url
 from imbot_app.signals import token_refresh_failed, token_refreshed
 from imbot_app.testing import EventFactory, FakeBitrix24
 
@@ -207,7 +207,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django.setup()
 from django.conf import settings
 from imbot_app.models import Portal
-from imbot_app.rest import RestClient
+from imbot_app.outbound.rest import RestClient
 settings.IMBOT_CLIENT_ID, settings.IMBOT_CLIENT_SECRET = sys.argv[2], sys.argv[3]
 client = RestClient(Portal.objects.get(member_id=sys.argv[1]), int(sys.argv[4]))
 client.credential()

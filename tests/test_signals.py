@@ -11,7 +11,7 @@ from django.dispatch import Signal
 
 from imbot_app import events as ev
 from imbot_app import signals
-from imbot_app.context import (
+from imbot_app.dispatch.context import (
     AppContext,
     BotDeletedContext,
     CommandContext,
@@ -19,12 +19,12 @@ from imbot_app.context import (
     GenericContext,
     JoinContext,
     MessageContext,
-    load,
 )
-from imbot_app.dispatch import live_receivers
+from imbot_app.dispatch.loading import load
+from imbot_app.dispatch.routing import handler_path
+from imbot_app.dispatch.runner import live_receivers
+from imbot_app.inbound.store import REDACTED
 from imbot_app.models import Bot, Chat, ChatUser, CommandInvocation, Event, HandlerRun, Message
-from imbot_app.routing import handler_path
-from imbot_app.store import REDACTED
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_routes")]
 

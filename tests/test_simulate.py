@@ -26,7 +26,7 @@ def test_simulated_portal_gets_the_echo_bots_answers(live_server: Any, settings:
     settings.IMBOT_OAUTH_SERVERS = [f"http://127.0.0.1:{port}/rest/"]
     settings.IMBOT_CLIENT_ID = FakeBitrix24.client_id
     settings.IMBOT_CLIENT_SECRET = FakeBitrix24.client_secret
-    settings.IMBOT_SENDER = "imbot_app.sender.RestSender"
+    settings.IMBOT_SENDER = "imbot_app.outbound.sender.RestSender"
     out = StringIO()
 
     call_command(

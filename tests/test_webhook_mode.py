@@ -16,9 +16,9 @@ from django.core.management import call_command
 
 from imbot_app import errors
 from imbot_app.models import Bot, Command, Event, HandlerRun, Message, Portal
-from imbot_app.rest import RestClient
+from imbot_app.outbound.rest import RestClient
+from imbot_app.outbound.webhook import generate_client_id
 from imbot_app.testing import EventFactory, FakeBitrix24, post_event
-from imbot_app.webhook import generate_client_id
 
 pytestmark = pytest.mark.django_db
 
@@ -139,7 +139,7 @@ def on_fake(settings: Any, fake_b24: FakeBitrix24) -> tuple[FakeBitrix24, EventF
     settings.IMBOT_WEBHOOK_URL = url
     settings.IMBOT_WEBHOOK_CLIENT_ID = CLIENT_ID
     settings.IMBOT_PUBLIC_URL = "https://bot.example.com"
-    settings.IMBOT_SENDER = "imbot_app.sender.RestSender"
+    settings.IMBOT_SENDER = "imbot_app.outbound.sender.RestSender"
     settings.IMBOT_RATE_LIMIT, settings.IMBOT_RATE_BURST = 1000.0, 1000
     events = EventFactory(
         member_id=member_id, domain="127.0.0.1", webhook_client_id=CLIENT_ID, fake=fake_b24

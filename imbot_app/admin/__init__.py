@@ -13,7 +13,7 @@ big tables), :mod:`.sections` (paginated parts of change pages), :mod:`.transcri
 :mod:`.replaying` and :mod:`.overview` (the chart on the app's index page).
 """
 
-from . import bots, chats, events, messages, portals
-from .masking import mask
+from imbot_app.admin import bots, chats, events, messages, portals
+from imbot_app.admin.masking import mask
 
 __all__ = ["bots", "chats", "events", "mask", "messages", "portals"]

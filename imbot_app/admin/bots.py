@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from ..models import Bot, Command
-from .base import RecordAdmin
+from imbot_app.admin.base import RecordAdmin
+from imbot_app.models import Bot, Command
 
 __all__ = ["BotAdmin", "CommandAdmin"]
 

@@ -10,10 +10,10 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from ..models import Chat, ChatType, ChatUser
-from . import transcript
-from .base import RecordAdmin
-from .filters import ChatTypeFilter
+from imbot_app.admin import transcript
+from imbot_app.admin.base import RecordAdmin
+from imbot_app.admin.filters import ChatTypeFilter
+from imbot_app.models import Chat, ChatType, ChatUser
 
 __all__ = ["ChatAdmin", "ChatUserAdmin"]
 

@@ -30,12 +30,12 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
-from ..models import Event, HandlerRun
-from . import replaying
-from .badges import badge
-from .base import RecordAdmin
-from .filters import EventNameFilter
-from .sections import paginate
+from imbot_app.admin import replaying
+from imbot_app.admin.badges import badge
+from imbot_app.admin.base import RecordAdmin
+from imbot_app.admin.filters import EventNameFilter
+from imbot_app.admin.sections import paginate
+from imbot_app.models import Event, HandlerRun
 
 __all__ = ["EventAdmin", "HandlerRunAdmin"]
 

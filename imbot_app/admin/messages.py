@@ -8,11 +8,11 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
-from ..bbcode import render_bbcode
-from ..models import CommandInvocation, Message
-from .badges import badge
-from .base import RecordAdmin
-from .filters import AuthorFilter, ChatFilter, EventFilter, InvocationContextFilter
+from imbot_app.admin.badges import badge
+from imbot_app.admin.base import RecordAdmin
+from imbot_app.admin.bbcode import render_bbcode
+from imbot_app.admin.filters import AuthorFilter, ChatFilter, EventFilter, InvocationContextFilter
+from imbot_app.models import CommandInvocation, Message
 
 __all__ = ["CommandInvocationAdmin", "MessageAdmin", "event_link"]
 

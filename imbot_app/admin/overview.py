@@ -15,7 +15,7 @@ from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from ..models import Event, HandlerRun
+from imbot_app.models import Event, HandlerRun
 
 __all__ = ["HOURS", "Bar", "Overview", "build"]
 

@@ -17,9 +17,9 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from ..models import Bot, Credential, Portal
-from .badges import badge
-from .masking import mask
+from imbot_app.admin.badges import badge
+from imbot_app.admin.masking import mask
+from imbot_app.models import Bot, Credential, Portal
 
 __all__ = ["CredentialAdmin", "PortalAdmin"]
 

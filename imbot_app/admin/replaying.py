@@ -1,6 +1,6 @@
 """Replay from the admin: the "Replay selected events" action and the event page's button.
 
-Both run :func:`imbot_app.replay.replay_events` with ``force=True`` (every handler again,
+Both run :func:`imbot_app.dispatch.replay.replay_events` with ``force=True`` (every handler again,
 also of processed events) inside the request, and report each event's outcome through the
 messages framework.  A request is no place for a long job, so the action refuses more than
 :data:`MAX_EVENTS` events and points to ``manage.py imbot_replay``.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from django.contrib import messages
 from django.http import HttpRequest
 
-from ..replay import ReplayResult, ReplayStatus, ReplaySummary, replay_events
+from imbot_app.dispatch.replay import ReplayResult, ReplayStatus, ReplaySummary, replay_events
 
 __all__ = ["MAX_EVENTS", "MAX_MESSAGES", "replay_and_report"]
 

@@ -1,7 +1,7 @@
 """A chat's messages as a transcript: both directions in order, one page at a time.
 
 Each entry is a stored :class:`~imbot_app.models.Message` (author, in or out, its text with
-BB codes rendered safely by :func:`imbot_app.bbcode.render_bbcode`, time, edited/deleted
+BB codes rendered safely by :func:`imbot_app.admin.bbcode.render_bbcode`, time, edited/deleted
 marks, a link to the Event it came with) plus the commands run from it.  One page costs
 three queries whatever its size: the count, the page of messages with their authors, and the
 page's command invocations.
@@ -17,10 +17,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.safestring import SafeString
 
-from ..bbcode import render_bbcode
-from ..models import Chat, ChatUser, CommandInvocation, Message
-from .badges import badge
-from .sections import Section, paginate
+from imbot_app.admin.badges import badge
+from imbot_app.admin.bbcode import render_bbcode
+from imbot_app.admin.sections import Section, paginate
+from imbot_app.models import Chat, ChatUser, CommandInvocation, Message
 
 __all__ = [
     "PAGE_PARAM",

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ..models import Portal
-from ..registration import Plan
+from imbot_app.lifecycle.registration import Plan
+from imbot_app.models import Portal
 
 logger = logging.getLogger("imbot_app.management")
 

@@ -12,14 +12,14 @@ from typing import Any
 from django import template
 from django.utils.safestring import SafeString
 
-from ..bbcode import render_bbcode
+from imbot_app.admin.bbcode import render_bbcode
 
 register = template.Library()
 
 
 @register.inclusion_tag("admin/imbot_app/includes/overview.html", takes_context=True)
 def imbot_overview(context: dict[str, Any]) -> dict[str, Any]:
-    from ..admin import overview
+    from imbot_app.admin import overview
 
     request = context.get("request")
     user = getattr(request, "user", None)
@@ -37,6 +37,6 @@ def bbcode(text: str) -> SafeString:
 @register.filter(name="imbot_badge")
 def imbot_badge(status: str) -> SafeString:
     """A status as the coloured badge the lists use: ``{{ run.status|imbot_badge }}``."""
-    from ..admin.badges import badge
+    from imbot_app.admin.badges import badge
 
     return badge(str(status))

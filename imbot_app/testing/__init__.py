@@ -11,8 +11,8 @@
 server and REST API, so tests exercise real ``requests`` calls instead of mocks.
 """
 
-from .events import EVENTS_PATH, EventFactory, encode_event, post_event
-from .fake import FakeBitrix24, RecordedCall
+from imbot_app.testing.events import EVENTS_PATH, EventFactory, encode_event, post_event
+from imbot_app.testing.fake import FakeBitrix24, RecordedCall
 
 __all__ = [
     "EVENTS_PATH",

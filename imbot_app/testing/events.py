@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import events as ev
-from ..wire import encode_form
+from imbot_app import events as ev
+from imbot_app.wire import encode_form
 
 __all__ = ["EVENTS_PATH", "EventFactory", "encode_event", "post_event"]
 
@@ -95,7 +95,7 @@ class EventFactory:
         """An installed portal living on ``fake``: its endpoints point there, the installer and
         the bot have Credentials the fake accepts (so ``RestClient`` calls work), and the fake
         knows the bot and its ``commands`` (word -> COMMAND_ID, default ``{"echo": 103}``)."""
-        from ..models import Credential
+        from imbot_app.models import Credential
 
         kwargs.setdefault("client_id", fake.client_id)
         factory = cls(server_endpoint=fake.rest_url, fake=fake, **kwargs)
@@ -115,7 +115,7 @@ class EventFactory:
         return factory
 
     def install_portal(self) -> Any:
-        from ..models import Portal
+        from imbot_app.models import Portal
 
         portal, _ = Portal.objects.update_or_create(
             member_id=self.member_id,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ..wire import decode_form
+from imbot_app.wire import decode_form
 
 __all__ = ["FakeBitrix24", "RecordedCall"]
 

@@ -1,4 +1,4 @@
-"""Argument types for the management commands, built from the parsers in imbot_app.timespec."""
+"""Argument types for the management commands, built from the parsers in imbot_app.management.timespec."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import TypeVar
 
-from imbot_app.timespec import parse_duration, parse_moment
+from imbot_app.management.timespec import parse_duration, parse_moment
 
 T = TypeVar("T")
 

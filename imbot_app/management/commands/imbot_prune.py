@@ -5,7 +5,7 @@
     manage.py imbot_prune --older-than 7d --dry-run        # only count
 
 Messages, command invocations, chats and people stay: they are the history.  See
-:mod:`imbot_app.retention`.
+:mod:`imbot_app.management.retention`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
+from imbot_app.management.commands._arguments import duration
+from imbot_app.management.commands._wording import plural
+from imbot_app.management.progress import ProgressBar
+from imbot_app.management.retention import DEFAULT_BATCH_SIZE, expired_events, prune_events
 from imbot_app.models import Event, HandlerRun
-from imbot_app.progress import ProgressBar
-from imbot_app.retention import DEFAULT_BATCH_SIZE, expired_events, prune_events
-
-from ._arguments import duration
-from ._wording import plural
 
 
 class Command(BaseCommand):

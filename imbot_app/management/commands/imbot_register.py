@@ -4,7 +4,7 @@ Idempotent: it sends only what changed since the last run (new bots and commands
 declarations, commands no longer declared, application events not yet bound), so running it
 after every deployment is safe.  ``--dry-run`` prints the plan without calling Bitrix24;
 ``--force`` sends everything again, changed or not.  Every portal is tried; the exit status is
-1 if any failed.  The work itself is :func:`imbot_app.registration.sync_portal`.
+1 if any failed.  The work itself is :func:`imbot_app.lifecycle.registration.sync_portal`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,15 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...bots import declared_bots, handler_url
-from ...registration import sync_portal
-from ...webhook import WebhookUrlError, ensure_portal, generate_client_id, webhook_config
-from ..portal_runs import finish, run_portals, select_portals
+from imbot_app.lifecycle.bots import declared_bots, handler_url
+from imbot_app.lifecycle.registration import sync_portal
+from imbot_app.management.portal_runs import finish, run_portals, select_portals
+from imbot_app.outbound.webhook import (
+    WebhookUrlError,
+    ensure_portal,
+    generate_client_id,
+    webhook_config,
+)
 
 
 class Command(BaseCommand):
@@ -51,7 +56,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if not specs:
             raise CommandError(
-                "no bots are declared: set IMBOT_BOTS or call imbot_app.bots.declare()"
+                "no bots are declared: set IMBOT_BOTS or call imbot_app.lifecycle.bots.declare()"
             )
         if hook is not None and not options["dry_run"]:
             # Webhook mode: the portal is known by the webhook's domain until its first event.

@@ -8,7 +8,7 @@
 Without ``--force`` failed events resume (handlers that succeeded are not run again) and
 received ones run for the first time; ``--force`` runs every handler of processed events too.
 A summary ends the run; the exit status is 1 when any event failed.  See
-:mod:`imbot_app.replay`.
+:mod:`imbot_app.dispatch.replay`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from imbot_app.context import ContextUnavailable
-from imbot_app.models import Event
-from imbot_app.progress import ProgressBar
-from imbot_app.replay import (
+from imbot_app.dispatch.loading import ContextUnavailable
+from imbot_app.dispatch.replay import (
     DEFAULT_CHUNK_SIZE,
     ReplayResult,
     ReplaySummary,
@@ -30,9 +28,10 @@ from imbot_app.replay import (
     replay_chunk,
     would_run,
 )
-
-from ._arguments import moment
-from ._wording import plural
+from imbot_app.management.commands._arguments import moment
+from imbot_app.management.commands._wording import plural
+from imbot_app.management.progress import ProgressBar
+from imbot_app.models import Event
 
 MAX_FAILURES_SHOWN = 20
 

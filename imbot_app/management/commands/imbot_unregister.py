@@ -13,8 +13,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...registration import plan_unregister, unregister_portal
-from ..portal_runs import finish, run_portals, select_portals
+from imbot_app.lifecycle.registration import plan_unregister, unregister_portal
+from imbot_app.management.portal_runs import finish, run_portals, select_portals
 
 
 class Command(BaseCommand):

@@ -1,8 +1,8 @@
 """The sender that really talks to Bitrix24, and keeps what the bot said.
 
 Reply helpers on the handler contexts describe each call as an
-:class:`~imbot_app.context.OutgoingCall`; :class:`RestSender` (the default ``IMBOT_SENDER``)
-makes it with :class:`~imbot_app.rest.RestClient` as the bot, and stores every message the bot
+:class:`~imbot_app.outbound.calls.OutgoingCall`; :class:`RestSender` (the default ``IMBOT_SENDER``)
+makes it with :class:`~imbot_app.outbound.rest.RestClient` as the bot, and stores every message the bot
 sends as a :class:`~imbot_app.models.Message` with direction "out" and the id Bitrix24 returned,
 so a chat's history holds both sides.
 """
@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from .models import Bot, Chat, ChatUser, Message, Portal
-from .rest import RestClient
+from imbot_app.models import Bot, Chat, ChatUser, Message, Portal
+from imbot_app.outbound.rest import RestClient
+from imbot_app.protocol import methods_for
 
 if TYPE_CHECKING:
-    from .context import OutgoingCall
+    from imbot_app.outbound.calls import OutgoingCall
 
-# Methods whose result is the id of a message the bot just wrote.
-MESSAGE_METHODS = frozenset({"imbot.message.add", "imbot.command.answer"})
+#: How the calls that write, edit and delete messages are named (v1 until bots declare).
+methods = methods_for("v1")
 
 
 class RestSender:
@@ -28,9 +29,9 @@ class RestSender:
 
     def send(self, call: OutgoingCall) -> Any:
         result = RestClient(call.portal, user_id=call.bot_id).call(call.method, call.params)
-        if call.method in MESSAGE_METHODS and _is_id(result):
+        if call.method in methods.WRITES_MESSAGE and _is_id(result):
             record_outgoing(call, int(result))
-        elif call.method == "imbot.message.update" and result:
+        elif call.method == methods.UPDATES_MESSAGE and result:
             Message.objects.filter(
                 portal=call.portal,
                 message_id=int(call.params["MESSAGE_ID"]),
@@ -40,7 +41,7 @@ class RestSender:
                 text_original=str(call.params.get("MESSAGE", "")),
                 edited_at=timezone.now(),
             )
-        elif call.method == "imbot.message.delete" and result:
+        elif call.method == methods.DELETES_MESSAGE and result:
             Message.objects.filter(
                 portal=call.portal, message_id=int(call.params["MESSAGE_ID"])
             ).update(deleted_at=timezone.now())

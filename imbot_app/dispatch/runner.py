@@ -1,9 +1,6 @@
-"""Running the handlers of a stored event: inline or through Celery, recorded, at most once each.
+"""Running the handlers of a stored event, recorded, at most once each.
 
-:func:`event_stored` is the hook the endpoint gives :func:`~imbot_app.store.store_event`; it
-runs only after the event's transaction has committed and starts handlers the way
-``IMBOT_DISPATCH`` says: ``"inline"`` runs them right there, in the web process;
-``"celery"`` sends one task carrying only the event id (:mod:`imbot_app.tasks`).  Both end in
+The on-commit hook (:mod:`imbot_app.dispatch.hooks`), the Celery task and the worker all end in
 :func:`run_event`; a replay uses :func:`run_events`, which runs each of many events the same
 way with the bookkeeping around the handlers (claim, loading, lookups) shared by a batch.
 
@@ -13,7 +10,7 @@ way with the bookkeeping around the handlers (claim, loading, lookups) shared by
    (or, when forced, already processed or failed) whose previous claim is free or has
    expired can be claimed.  A second delivery of the same task, or a replay racing a worker,
    finds the claim taken and backs off (:attr:`Outcome.BUSY` says for how long).
-2. It rebuilds the contexts from the database (:func:`imbot_app.context.load`).
+2. It rebuilds the contexts from the database (:func:`imbot_app.dispatch.loading.load`).
 3. It runs every receiver of :data:`~imbot_app.signals.event_received` and of the event's
    kind signal, highest ``priority`` first, each recorded as a
    :class:`~imbot_app.models.HandlerRun` (running, then succeeded or failed with the
@@ -31,114 +28,33 @@ process that died holding it blocks the event for at most that long.
 
 from __future__ import annotations
 
-import enum
 import logging
-import os
-import socket
 import time
 import traceback
-import uuid
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Generator, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
-from django.db import DatabaseError
-from django.db.models import F, Q
+from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import context as ctx
-from . import events as ev
-from . import signals
-from .conf import imbot_settings
-from .models import Event, HandlerRun, Message
-from .routing import NO_ARGUMENTS, Match, Route, handler_path
+from imbot_app import events as ev
+from imbot_app import signals
+from imbot_app.conf import imbot_settings
+from imbot_app.dispatch import claims, loading
+from imbot_app.dispatch import context as ctx
+from imbot_app.dispatch.claims import DispatchResult, Outcome, worker_name
+from imbot_app.dispatch.routing import NO_ARGUMENTS, Match, Route, handler_path
+from imbot_app.events import event_class_for
+from imbot_app.models import Event, HandlerRun, Message
+from imbot_app.outbound import calls
 
 logger = logging.getLogger("imbot_app.dispatch")
 
-INLINE = "inline"
-CELERY = "celery"
-MODES = (INLINE, CELERY)
-
-_HOST = socket.gethostname()
-
-# The typed event class each known event name parses to: the signals' ``sender``.
-EVENT_CLASSES: dict[str, type[ev.BitrixEvent]] = {
-    ev.MESSAGE_ADD: ev.MessageAdd,
-    ev.MESSAGE_UPDATE: ev.MessageUpdate,
-    ev.MESSAGE_DELETE: ev.MessageDelete,
-    ev.COMMAND_ADD: ev.CommandAdd,
-    ev.BOT_JOIN_CHAT: ev.BotJoinChat,
-    ev.BOT_DELETE: ev.BotDelete,
-    ev.APP_INSTALL: ev.AppInstall,
-    ev.APP_UPDATE: ev.AppUpdate,
-    ev.APP_UNINSTALL: ev.AppUninstall,
-}
-
 ABANDONED = "abandoned: the process running this handler stopped before it finished"
-
-
-class Outcome(enum.StrEnum):
-    """What :func:`run_event` did."""
-
-    PROCESSED = "processed"  # every handler that ran succeeded
-    FAILED = "failed"  # at least one handler failed (the others still ran)
-    ALREADY_DONE = "already_done"  # processed or failed before, and not forced
-    BUSY = "busy"  # another process holds the claim; try again in ``retry_in`` seconds
-    CLAIM_LOST = "claim_lost"  # our claim expired mid-way and another process took over
-    INVALID = "invalid"  # the event was stored as invalid: nothing to run
-    MISSING = "missing"  # no such event
-
-
-@dataclass(frozen=True)
-class DispatchResult:
-    event_id: int
-    outcome: Outcome
-    runs: tuple[HandlerRun, ...] = ()
-    retry_in: float | None = None
-
-
-def worker_name() -> str:
-    """``host:pid`` of this process (computed per call: prefork children have their own pid)."""
-    return f"{_HOST}:{os.getpid()}"
-
-
-# --------------------------------------------------------------------------- starting
-
-
-def event_stored(event: Event, parsed: ev.BitrixEvent | None = None) -> None:
-    """``store_event``'s on-commit hook: start the handlers as ``IMBOT_DISPATCH`` says.
-
-    ``parsed`` is the typed event the endpoint already built; run inline, the handlers reuse
-    it instead of parsing the stored payload again (a Celery worker has only the id).
-
-    Never raises: the webhook has already stored the event and must answer 200.  If handlers
-    cannot be started (broker down, database gone) the event stays ``received`` and is logged,
-    for a replay to pick up.
-    """
-    mode = imbot_settings.DISPATCH
-    try:
-        if mode == CELERY:
-            enqueue(event.pk)
-        elif has_handlers(event.name):
-            run_event(event.pk, parsed=parsed)
-        else:
-            mark_processed_without_handlers(event.pk)
-    except Exception:
-        logger.exception(
-            "event %s (%s) is stored but its handlers could not be started in %s mode; "
-            "it stays 'received' until replayed",
-            event.pk,
-            event.name,
-            mode,
-        )
-
-
-def event_class_for(name: str) -> type[ev.BitrixEvent]:
-    """The typed event class an event name parses to: the ``sender`` of its signals."""
-    return EVENT_CLASSES.get(name, ev.GenericEvent)
 
 
 def has_handlers(name: str) -> bool:
@@ -148,28 +64,6 @@ def has_handlers(name: str) -> bool:
     if signals.event_received.has_listeners(event_class):
         return True
     return kind is not None and kind[0].has_listeners(event_class)
-
-
-def mark_processed_without_handlers(event_id: int) -> bool:
-    """Nothing listens: set a still-unclaimed ``received`` event processed, in one query."""
-    return bool(
-        Event.objects.filter(
-            pk=event_id, status=Event.Status.RECEIVED, claim_expires_at__isnull=True
-        ).update(status=Event.Status.PROCESSED, processed_at=timezone.now())
-    )
-
-
-def enqueue(event_id: int, *, force: bool = False) -> None:
-    """Send the Celery task for ``event_id`` (to ``IMBOT_CELERY_QUEUE`` if set).
-
-    Celery is imported here and only here, so imbot_app works without it installed.
-    """
-    from .tasks import run_event_task
-
-    options: dict[str, Any] = {}
-    if imbot_settings.CELERY_QUEUE:
-        options["queue"] = imbot_settings.CELERY_QUEUE
-    run_event_task.apply_async(args=(event_id,), kwargs={"force": force}, **options)
 
 
 # --------------------------------------------------------------------------- running
@@ -184,17 +78,17 @@ def run_event(
     (what a replay asks for).  Database errors in the bookkeeping propagate (the Celery task
     retries them); handler exceptions never do.
     """
-    token = _new_token()
+    token = claims.new_token()
     lease = timedelta(seconds=imbot_settings.DISPATCH_LEASE)
     now = timezone.now()
-    if not _claim(Q(pk=event_id), token=token, lease=lease, force=force, now=now):
-        return _not_claimed(event_id, force=force, now=now)
+    if not claims.claim(Q(pk=event_id), token=token, lease=lease, force=force, now=now):
+        return claims.not_claimed(event_id, force=force, now=now)
     try:
         event = Event.objects.select_related("portal").get(pk=event_id)
         run = _EventRun(event, token=token, lease=lease, force=force, claimed_at=now)
         return run.run(parsed)
     except BaseException:
-        _release(event_id, token)
+        claims.release(event_id, token)
         raise
 
 
@@ -235,9 +129,9 @@ class _Batch:
     def __init__(self, event_ids: list[int], *, force: bool) -> None:
         self.ids = event_ids
         self.force = force
-        self.token = _new_token()
+        self.token = claims.new_token()
         self.lease = timedelta(seconds=imbot_settings.DISPATCH_LEASE)
-        self._make_sender: Callable[[], ctx.Sender] | None = None
+        self._make_sender: Callable[[], calls.Sender] | None = None
 
     def run(self) -> Iterator[DispatchResult]:
         now = timezone.now()
@@ -259,10 +153,10 @@ class _Batch:
                 yield result
         finally:
             if pending:
-                _release_many(sorted(pending), self.token)
+                claims.release_many(sorted(pending), self.token)
 
     def _claim_and_load(self, now: datetime) -> dict[int, Event]:
-        claimed = _claim(
+        claimed = claims.claim(
             Q(pk__in=self.ids), token=self.token, lease=self.lease, force=self.force, now=now
         )
         if not claimed:
@@ -280,16 +174,18 @@ class _Batch:
             )
         }
         return {
-            event_id: _why_not_claimed(event_id, rows.get(event_id), force=self.force, now=now)
+            event_id: claims.why_not_claimed(
+                event_id, rows.get(event_id), force=self.force, now=now
+            )
             for event_id in event_ids
         }
 
     def _prefetch(
         self, events: list[Event]
-    ) -> tuple[dict[int, ev.BitrixEvent], dict[ctx.MessageKey, Message]]:
+    ) -> tuple[dict[int, ev.BitrixEvent], dict[loading.MessageKey, Message]]:
         """The typed events of those with handlers, and the messages their contexts hold.
 
-        A payload that no longer parses is left to :func:`~imbot_app.context.load`, which
+        A payload that no longer parses is left to :func:`~imbot_app.dispatch.loading.load`, which
         fails the event with the reason when its turn comes.
         """
         parsed: dict[int, ev.BitrixEvent] = {}
@@ -300,90 +196,32 @@ class _Batch:
             if not listened[event.name]:
                 continue
             try:
-                parsed[event.pk] = ctx.parse_stored(event)
-            except ctx.ContextUnavailable:
+                parsed[event.pk] = loading.parse_stored(event)
+            except loading.ContextUnavailable:
                 continue
         wanted = [
             key
             for event in events
-            if event.pk in parsed and (key := ctx.message_key(event, parsed[event.pk]))
+            if event.pk in parsed and (key := loading.message_key(event, parsed[event.pk]))
         ]
-        return parsed, ctx.prefetch_messages(wanted)
+        return parsed, loading.prefetch_messages(wanted)
 
     def _run_one(
         self,
         run: _EventRun,
         parsed: ev.BitrixEvent | None,
-        messages: dict[ctx.MessageKey, Message],
+        messages: dict[loading.MessageKey, Message],
     ) -> DispatchResult:
         if not run._renew_claim():
             logger.warning("lost the claim on event %s to another process", run.event.pk)
             return DispatchResult(run.event.pk, Outcome.CLAIM_LOST)
         return run.run(parsed, messages=messages, make_sender=self._sender)
 
-    def _sender(self) -> ctx.Sender:
+    def _sender(self) -> calls.Sender:
         """``IMBOT_SENDER`` is resolved once per batch, when an event first needs a sender."""
         if self._make_sender is None:
-            self._make_sender = ctx.sender_factory()
+            self._make_sender = calls.sender_factory()
         return self._make_sender()
-
-
-def _new_token() -> str:
-    """A claim's owner: this process, plus a random part telling its claims apart."""
-    return f"{worker_name()}:{uuid.uuid4().hex[:12]}"
-
-
-def _claim(which: Q, *, token: str, lease: timedelta, force: bool, now: datetime) -> int:
-    """Claim the runnable, unclaimed (or expired) events among ``which``: one UPDATE."""
-    runnable = [Event.Status.RECEIVED]
-    if force:
-        runnable += [Event.Status.PROCESSED, Event.Status.FAILED]
-    return (
-        Event.objects.filter(which, status__in=runnable)
-        .filter(Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lte=now))
-        .update(
-            claimed_by=token,
-            claim_expires_at=now + lease,
-            dispatch_attempts=F("dispatch_attempts") + 1,
-        )
-    )
-
-
-def _not_claimed(event_id: int, *, force: bool, now: datetime) -> DispatchResult:
-    row = Event.objects.filter(pk=event_id).values("status", "claim_expires_at").first()
-    return _why_not_claimed(event_id, row, force=force, now=now)
-
-
-def _why_not_claimed(
-    event_id: int, row: Mapping[str, Any] | None, *, force: bool, now: datetime
-) -> DispatchResult:
-    """What an event the claim did not take is doing, from its status and claim."""
-    if row is None:
-        return DispatchResult(event_id, Outcome.MISSING)
-    if row["status"] == Event.Status.INVALID:
-        return DispatchResult(event_id, Outcome.INVALID)
-    if row["status"] != Event.Status.RECEIVED and not force:
-        return DispatchResult(event_id, Outcome.ALREADY_DONE)
-    expires = row["claim_expires_at"]
-    retry_in = max((expires - now).total_seconds(), 0.0) if expires else 0.0
-    return DispatchResult(event_id, Outcome.BUSY, retry_in=retry_in)
-
-
-def _release(event_id: int, token: str) -> None:
-    """Give the claim back after an error, so a retry need not wait for the lease (best effort)."""
-    _release_many([event_id], token)
-
-
-def _release_many(event_ids: list[int], token: str) -> None:
-    """:func:`_release` for several events, in one UPDATE."""
-    try:
-        Event.objects.filter(pk__in=event_ids, claimed_by=token).update(
-            claimed_by="", claim_expires_at=None
-        )
-    except DatabaseError:
-        logger.warning(
-            "could not release the claim on events %s; they expire by themselves", event_ids
-        )
 
 
 def live_receivers(signal: Signal, sender: Any) -> list[Callable[..., Any]]:
@@ -449,15 +287,15 @@ class _EventRun:
         self,
         parsed: ev.BitrixEvent | None = None,
         *,
-        messages: MutableMapping[ctx.MessageKey, Message] | None = None,
-        make_sender: Callable[[], ctx.Sender] | None = None,
+        messages: MutableMapping[loading.MessageKey, Message] | None = None,
+        make_sender: Callable[[], calls.Sender] | None = None,
     ) -> DispatchResult:
         """Run the handlers; ``messages`` and ``make_sender`` are what a batch prepared."""
         if not has_handlers(self.event.name):
             return self._finish()
         try:
-            loaded = ctx.load(self.event, parsed=parsed, messages=messages, make_sender=make_sender)
-        except ctx.ContextUnavailable as exc:
+            loaded = loading.load(self.event, parsed=parsed, messages=messages, make_sender=make_sender)
+        except loading.ContextUnavailable as exc:
             logger.error("event %s cannot be dispatched: %s", self.event.pk, exc)
             return self._finish(error=str(exc))
         succeeded = self._previous_attempts()
@@ -487,7 +325,7 @@ class _EventRun:
 
     # ---------------------------------------------------------------- steps
 
-    def _candidates(self, loaded: ctx.LoadedEvent) -> list[_Candidate]:
+    def _candidates(self, loaded: loading.LoadedEvent) -> list[_Candidate]:
         sender = loaded.event_class
         candidates = [
             _Candidate(r, signals.event_received, signals.EVENT_KEYWORD, loaded.primary)

@@ -13,7 +13,7 @@ stored from that answer (member_id, domain, REST endpoint), never from the reque
 ``DOMAIN``.  This verification always happens, whatever ``IMBOT_VERIFY_INSTALL`` says.
 
 The page then stores the user's tokens (as the installer's when this is the installation),
-registers the declared bots (:func:`imbot_app.registration.sync_portal`, which also binds
+registers the declared bots (:func:`imbot_app.lifecycle.registration.sync_portal`, which also binds
 ONAPPINSTALL: its delivery after installFinish brings the application token every later event
 is checked against) and renders ``imbot_app/install.html``, which calls installFinish only
 if all of that worked and shows what failed otherwise.  It is CSRF-exempt (Bitrix24 posts it
@@ -35,12 +35,12 @@ from django.views import View
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 
-from . import events as ev
-from .auth import AuthenticationFailed, InstallInfo, verify_install
-from .bots import declared_bots
-from .conf import imbot_settings
-from .models import Credential, Portal
-from .registration import Plan, sync_portal
+from imbot_app import events as ev
+from imbot_app.conf import imbot_settings
+from imbot_app.inbound.auth import AuthenticationFailed, InstallInfo, verify_install
+from imbot_app.lifecycle.bots import declared_bots
+from imbot_app.lifecycle.registration import Plan, sync_portal
+from imbot_app.models import Credential, Portal
 
 logger = logging.getLogger("imbot_app.install")
 
@@ -60,7 +60,7 @@ def verify_page(access_token: str, member_id: str) -> tuple[InstallInfo, str]:
     """Ask the allow-listed OAuth servers whose ``access_token`` this is.
 
     Returns app.info's answer and the server that gave it; raises
-    :class:`~imbot_app.auth.AuthenticationFailed` if none vouches for it.
+    :class:`~imbot_app.inbound.auth.AuthenticationFailed` if none vouches for it.
     """
     reasons = []
     for server in imbot_settings.OAUTH_SERVERS:

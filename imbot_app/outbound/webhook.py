@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
 
-from .conf import imbot_settings
-from .models import Portal
+from imbot_app.conf import imbot_settings
+from imbot_app.models import Portal
 
 logger = logging.getLogger("imbot_app.webhook")
 

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import ImbotError
+from imbot_app.errors import ImbotError
 
 MAX_BYTES = 30 * 1024
 

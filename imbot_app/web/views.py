@@ -24,12 +24,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
-from .auth import AuthenticationFailed, authenticate
-from .conf import imbot_settings
-from .dispatch import event_stored
-from .parsers import LimitedJSONParser, PhpFormParser
-from .serializers import InvalidPayload, parse_envelope, parse_event
-from .store import store_event
+from imbot_app.conf import imbot_settings
+from imbot_app.dispatch.hooks import event_stored
+from imbot_app.errors import InvalidPayload
+from imbot_app.inbound.auth import AuthenticationFailed, authenticate
+from imbot_app.inbound.parsers import LimitedJSONParser, PhpFormParser
+from imbot_app.inbound.store import store_event
+from imbot_app.protocol import parse_envelope, parse_event
 
 logger = logging.getLogger("imbot_app.views")
 

@@ -1,7 +1,7 @@
 """Declared bots and commands: what this app registers on every portal that installs it.
 
 A bot is declared once, in settings or in code, and registered on each portal by
-:mod:`imbot_app.registration` (on install, on the install page, or with
+:mod:`imbot_app.lifecycle.registration` (on install, on the install page, or with
 ``manage.py imbot_register``)::
 
     # settings.py
@@ -19,7 +19,7 @@ A bot is declared once, in settings or in code, and registered on each portal by
     ]
 
     # or in code, e.g. in an imbot_handlers module
-    from imbot_app.bots import BotSpec, CommandSpec, declare
+    from imbot_app.lifecycle.bots import BotSpec, CommandSpec, declare
 
     declare(BotSpec(code="echobot", name="Echo bot", commands=[CommandSpec("echo", "Repeat")]))
 
@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import get_script_prefix, reverse
 
-from .conf import imbot_settings
+from imbot_app.conf import imbot_settings
 
 __all__ = [
     "BOT_TYPES",

@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import events as ev
-from .auth import Authenticated
-from .models import (
+from imbot_app import events as ev
+from imbot_app.events import Envelope
+from imbot_app.inbound.auth import Authenticated
+from imbot_app.models import (
     Bot,
     Chat,
     ChatUser,
@@ -36,7 +37,6 @@ from .models import (
     Message,
     Portal,
 )
-from .serializers import Envelope
 
 REDACTED = "[redacted]"
 # Keys whose values are secrets wherever they appear in a payload.
@@ -196,7 +196,7 @@ def _apply_lifecycle(
         portal.status = Portal.Status.UNINSTALLED
         portal.uninstalled_at = now
         # Bitrix24 deletes an application's bots, their commands and its event bindings with
-        # it: a reinstall registers them anew (imbot_app.registration).
+        # it: a reinstall registers them anew (imbot_app.lifecycle.registration).
         portal.registered_at = None
         portal.bound_events = {}
         portal.save(

@@ -14,8 +14,8 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import BaseParser
 
-from . import wire
-from .conf import imbot_settings
+from imbot_app import wire
+from imbot_app.conf import imbot_settings
 
 
 class BodyTooLarge(APIException):

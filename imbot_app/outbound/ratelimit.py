@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from django.core.cache import caches
 
-from .conf import imbot_settings
+from imbot_app.conf import imbot_settings
 
 LOCK_SECONDS = 5
 

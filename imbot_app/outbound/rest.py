@@ -7,7 +7,7 @@
   so a refresh takes the Credential's row lock (``select_for_update``) and re-reads it: of many
   threads or processes that saw the same expired token, one refreshes and the rest use its
   result.  ``invalid_grant`` marks the portal as needing re-authorisation.
-- Calls wait for the portal's leaky bucket (:mod:`imbot_app.ratelimit`); ``QUERY_LIMIT_EXCEEDED``
+- Calls wait for the portal's leaky bucket (:mod:`imbot_app.outbound.ratelimit`); ``QUERY_LIMIT_EXCEEDED``
   and 429 are retried with exponential backoff and jitter, up to ``IMBOT_REST_MAX_RETRIES``.
 - ``batch`` chunks commands into Bitrix24 ``batch`` calls of at most 50.
 """
@@ -29,12 +29,12 @@ import requests
 from django.db import connection, transaction
 from django.db.models import F
 
-from . import errors
-from .conf import imbot_settings
-from .models import Credential, Portal
-from .ratelimit import LeakyBucket
-from .webhook import WebhookConfig, webhook_config
-from .wire import encode_form
+from imbot_app import errors
+from imbot_app.conf import imbot_settings
+from imbot_app.models import Credential, Portal
+from imbot_app.outbound.ratelimit import LeakyBucket
+from imbot_app.outbound.webhook import WebhookConfig, webhook_config
+from imbot_app.wire import encode_form
 
 logger = logging.getLogger("imbot_app.rest")
 
@@ -247,7 +247,7 @@ class RestClient:
 
     def refresh(self, seen: Credential) -> Credential:
         """Exchange the refresh token for a new pair, once, however many callers ask at once."""
-        from .signals import token_refresh_failed, token_refreshed
+        from imbot_app.signals import token_refresh_failed, token_refreshed
 
         key = (seen.portal_id, seen.user_id)
         with _refresh_locks_guard:

@@ -14,7 +14,7 @@ the webhook or the store: they run after the event's transaction has committed (
 it, never delaying Bitrix24's 200), inline or on a Celery worker as ``IMBOT_DISPATCH`` says,
 each run recorded as a :class:`~imbot_app.models.HandlerRun`, and a failed one is retried with
 a replay.  A failed registration raises :class:`RegistrationFailed`, so the event is marked
-failed with the reason in ``Event.error``, while :mod:`imbot_app.registration` has put the
+failed with the reason in ``Event.error``, while :mod:`imbot_app.lifecycle.registration` has put the
 same reason in ``Portal.registration_error``; the installation itself, stored by the webhook,
 stands.
 
@@ -34,14 +34,14 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from . import signals
-from .bots import DeclarationError, declared_bots
-from .conf import imbot_settings
-from .context import AppContext
-from .errors import ImbotError
-from .models import ChatUser, CommandInvocation, Event, Message, Portal
-from .registration import sync_portal
-from .routing import NO_ARGUMENTS, Match, Route
+from imbot_app import signals
+from imbot_app.conf import imbot_settings
+from imbot_app.dispatch.context import AppContext
+from imbot_app.dispatch.routing import NO_ARGUMENTS, Match, Route
+from imbot_app.errors import ImbotError
+from imbot_app.lifecycle.bots import DeclarationError, declared_bots
+from imbot_app.lifecycle.registration import sync_portal
+from imbot_app.models import ChatUser, CommandInvocation, Event, Message, Portal
 
 logger = logging.getLogger("imbot_app.lifecycle")
 

@@ -7,7 +7,7 @@ the install's access token belongs to; every later event must carry the stored a
 token, compared in constant time.
 
 :func:`authenticate` returns what the store needs to know; it writes nothing but, in webhook
-mode (:mod:`imbot_app.webhook`), the record of the webhook's portal on its first event.
+mode (:mod:`imbot_app.outbound.webhook`), the record of the webhook's portal on its first event.
 Failures raise :class:`AuthenticationFailed` whose ``reason`` is logged (never the tokens)
 while the client gets a generic 403.
 """
@@ -21,11 +21,11 @@ from typing import Any
 
 import requests
 
-from . import events as ev
-from . import webhook
-from .conf import imbot_settings
-from .models import Portal
-from .serializers import Envelope
+from imbot_app import events as ev
+from imbot_app.conf import imbot_settings
+from imbot_app.events import Envelope
+from imbot_app.models import Portal
+from imbot_app.outbound import webhook
 
 logger = logging.getLogger("imbot_app.auth")
 

@@ -13,7 +13,7 @@
 
 Each decorator wraps the function in a :class:`Route` and connects that route to the matching
 signal as an ordinary receiver, so routes and hand-written ``@receiver`` functions fan out
-side by side.  The dispatcher (:mod:`imbot_app.dispatch`) asks each route whether it matches
+side by side.  The dispatcher (:mod:`imbot_app.dispatch.runner`) asks each route whether it matches
 before running it, so a route that does not match leaves no
 :class:`~imbot_app.models.HandlerRun`; it orders all receivers of an event by ``priority``
 (higher first, 0 by default, ties in the order they were connected) and stops after a handler
@@ -35,7 +35,7 @@ from typing import Any, TypeVar, overload
 from asgiref.sync import async_to_sync
 from django.dispatch import Signal
 
-from . import signals
+from imbot_app import signals
 
 __all__ = [
     "Route",
@@ -167,7 +167,7 @@ class Router:
     def on_command(self, *names: str, priority: int = 0) -> Callable[[Handler], Handler]:
         """Run the handler for the commands called ``names`` (without the slash, any case).
 
-        The handler gets a :class:`~imbot_app.context.CommandContext`.
+        The handler gets a :class:`~imbot_app.dispatch.context.CommandContext`.
         """
         wanted = frozenset(n.strip().lstrip("/").casefold() for n in names if n.strip())
         if not wanted:
@@ -269,7 +269,7 @@ class Router:
     ) -> Any:
         """Run the handler when the bot joins a chat or a user opens a dialog with it.
 
-        The handler gets a :class:`~imbot_app.context.JoinContext`.  Usable bare: ``@on_join``.
+        The handler gets a :class:`~imbot_app.dispatch.context.JoinContext`.  Usable bare: ``@on_join``.
         """
         types = _chat_types(chat_type)
 
@@ -298,8 +298,8 @@ class Router:
     def on_event(self, *names: str, priority: int = 0) -> Callable[[Handler], Handler]:
         """Run the handler for events with these Bitrix24 names (any type, known or not).
 
-        ``@on_event("ONAPPINSTALL")`` gets an :class:`~imbot_app.context.AppContext`; an event
-        imbot_app has no class for gets a :class:`~imbot_app.context.GenericContext`.
+        ``@on_event("ONAPPINSTALL")`` gets an :class:`~imbot_app.dispatch.context.AppContext`; an event
+        imbot_app has no class for gets a :class:`~imbot_app.dispatch.context.GenericContext`.
         """
         wanted = _names(names)
         if not wanted:

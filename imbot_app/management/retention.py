@@ -18,8 +18,8 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import QuerySet
 
-from .models import Event, HandlerRun
-from .replay import iter_event_ids
+from imbot_app.dispatch.replay import iter_event_ids
+from imbot_app.models import Event, HandlerRun
 
 __all__ = ["DEFAULT_BATCH_SIZE", "PruneSummary", "expired_events", "prune_events"]
 

@@ -1,7 +1,7 @@
 """Running stored events' handlers again: the loop the admin and ``imbot_replay`` share.
 
-Every run goes through :func:`imbot_app.dispatch.run_event`, or for many events
-:func:`imbot_app.dispatch.run_events` (:func:`replay_chunk`, the same runs with the
+Every run goes through :func:`imbot_app.dispatch.runner.run_event`, or for many events
+:func:`imbot_app.dispatch.runner.run_events` (:func:`replay_chunk`, the same runs with the
 bookkeeping shared by a batch of events), so a replay has the same guarantees as a first
 delivery: a claim per event (a replay racing a worker backs off and is
 reported as skipped), one :class:`~imbot_app.models.HandlerRun` per handler, one handler's
@@ -36,19 +36,14 @@ from itertools import islice
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import context as ctx
-from . import signals
-from .dispatch import (
-    BATCH_SIZE,
-    DispatchResult,
-    Outcome,
-    event_class_for,
-    live_receivers,
-    run_event,
-    run_events,
-)
-from .models import Event, HandlerRun
-from .routing import Route, handler_path
+from imbot_app import signals
+from imbot_app.dispatch import context as ctx
+from imbot_app.dispatch import loading
+from imbot_app.dispatch.claims import DispatchResult, Outcome
+from imbot_app.dispatch.routing import Route, handler_path
+from imbot_app.dispatch.runner import BATCH_SIZE, live_receivers, run_event, run_events
+from imbot_app.events import event_class_for
+from imbot_app.models import Event, HandlerRun
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -244,8 +239,8 @@ def replay_event(event_id: int, *, force: bool, status: str | None = None) -> Re
 def replay_chunk(chunk: Iterable[tuple[int, str | None]], *, force: bool) -> Iterator[ReplayResult]:
     """:func:`replay_event` for each ``(event id, status)`` of a chunk, in order; never raises.
 
-    The same results, faster: events go through :func:`~imbot_app.dispatch.run_events` in
-    batches of :data:`~imbot_app.dispatch.BATCH_SIZE`, and a resume reopens a batch's failed
+    The same results, faster: events go through :func:`~imbot_app.dispatch.runner.run_events` in
+    batches of :data:`~imbot_app.dispatch.runner.BATCH_SIZE`, and a resume reopens a batch's failed
     events in one UPDATE just before running it.  An error outside the handlers counts as a
     failure of the event it happened on, and the rest of the chunk goes on.  Each id is
     replayed once.
@@ -348,11 +343,11 @@ def planned_handlers(event: Event) -> list[str]:
 
     Built like the dispatcher builds its list: receivers of ``event_received`` and of the
     event's kind signal whose route filters match the stored event (nothing is called and
-    nothing is sent).  Raises :class:`imbot_app.context.ContextUnavailable` when the stored
+    nothing is sent).  Raises :class:`imbot_app.dispatch.loading.ContextUnavailable` when the stored
     payload no longer parses.
     """
     event_class = event_class_for(event.name)
-    loaded = ctx.load(event, sender=ctx.PendingSender())
+    loaded = loading.load(event, sender=ctx.PendingSender())
     planned: list[tuple[int, str]] = []
     for receiver in live_receivers(signals.event_received, event_class):
         planned.extend(_if_matches(receiver, loaded.primary))
