@@ -40,7 +40,8 @@ def check_install_verification(app_configs: Any = None, **kwargs: Any) -> list[C
 @register()
 def check_declared_bots(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Invalid bot declarations, and a public URL Bitrix24 could not (safely) call."""
-    from imbot_app.lifecycle.bots import DeclarationError, declared_bots, public_url_problem
+    from imbot_app.lifecycle.bots import declared_bots, public_url_problem
+    from imbot_app.lifecycle.specs import DeclarationError
 
     try:
         declared = declared_bots()

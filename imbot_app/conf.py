@@ -56,7 +56,8 @@ DEFAULTS: dict[str, Any] = {
     # with ``send(call)``.  RestSender calls Bitrix24; PendingSender only logs (dry runs).
     "IMBOT_SENDER": "imbot_app.outbound.sender.RestSender",
     # The bots this app registers on every portal, with their commands: dicts (or
-    # imbot_app.lifecycle.bots.BotSpec objects); see imbot_app.lifecycle.bots.  Code may add more with declare().
+    # imbot_app.lifecycle.specs.BotSpec objects); see imbot_app.lifecycle.bots.  Code may add more
+    # with declare().
     "IMBOT_BOTS": [],
     # The public HTTPS address of this site's root, e.g. "https://bot.example.com": Bitrix24
     # sends the bots' events to it + the events path (reverse("imbot_app:events")).

@@ -1,6 +1,7 @@
 """The signals every stored event fans out through, one per kind of event.
 
-Connect to them like any Django signal; the routing decorators (:mod:`imbot_app.dispatch.routing`) are
+Connect to them like any Django signal; the routing decorators (:mod:`imbot_app.dispatch.routing`)
+are
 a thin layer over them.  Receivers are called by :mod:`imbot_app.dispatch.runner` after the event's
 transaction has committed, one at a time, each run recorded as a
 :class:`~imbot_app.models.HandlerRun`; an exception in one receiver is recorded, sent through
@@ -8,7 +9,8 @@ transaction has committed, one at a time, each run recorded as a
 
 Every receiver gets ``sender`` (the typed event class, e.g. :class:`imbot_app.events.MessageAdd`,
 so ``connect(..., sender=MessageAdd)`` works) and one context object named below.  Context
-objects (:mod:`imbot_app.dispatch.context`) hold model rows and plain values, never raw payload dicts or
+objects (:mod:`imbot_app.dispatch.context`) hold model rows and plain values, never raw payload
+dicts or
 OAuth tokens, and can be rebuilt from the database alone, so a Celery worker or a replay gives
 receivers exactly what the web process would have.  Calling ``context.stop()`` skips the
 receivers after the current one.
@@ -30,7 +32,8 @@ from django.dispatch import Signal
 from imbot_app import events as ev
 
 #: Every event of any type, known or not.  ``event``: the kind-specific context
-#: (:class:`~imbot_app.dispatch.context.MessageContext`, :class:`~imbot_app.dispatch.context.CommandContext`
+#: (:class:`~imbot_app.dispatch.context.MessageContext`,
+#: :class:`~imbot_app.dispatch.context.CommandContext`
 #: for the event's first command, ..., :class:`~imbot_app.dispatch.context.GenericContext` for event
 #: types imbot_app has no class for).  Sent before the kind-specific signal.
 event_received = Signal()
@@ -49,7 +52,8 @@ message_updated = Signal()
 message_deleted = Signal()
 
 #: ONIMCOMMANDADD: a user ran one of the bot's commands (typed, keyboard button or menu).
-#: ``command``: :class:`~imbot_app.dispatch.context.CommandContext`.  Sent once per command the event
+#: ``command``: :class:`~imbot_app.dispatch.context.CommandContext`.  Sent once per command the
+#: event
 #: carries (practically always one).
 command_received = Signal()
 

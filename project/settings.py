@@ -125,7 +125,8 @@ IMBOT_DISPATCH = env.str("IMBOT_DISPATCH", default="inline")
 IMBOT_HANDLER_MODULES = env.list("IMBOT_HANDLER_MODULES", default=[])
 IMBOT_DISPATCH_LEASE = env.int("IMBOT_DISPATCH_LEASE", default=600)
 IMBOT_CELERY_QUEUE = env.str("IMBOT_CELERY_QUEUE", default=None)
-# Where replies go: RestSender calls Bitrix24; imbot_app.outbound.calls.PendingSender only logs them.
+# Where replies go: RestSender calls Bitrix24; imbot_app.outbound.calls.PendingSender only logs
+# them.
 IMBOT_SENDER = env.str("IMBOT_SENDER", default="imbot_app.outbound.sender.RestSender")
 # This site's public HTTPS address (a tunnel or proxy in front of `make run`): Bitrix24 sends
 # the bots' events to IMBOT_PUBLIC_URL + /imbot/events/.

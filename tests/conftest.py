@@ -38,7 +38,7 @@ def corpus_dir() -> Path:
 @pytest.fixture(autouse=True)
 def _forget_cached_bot_ids() -> Iterator[None]:
     """Test transactions roll back: ids a test saw must not leak into the next test."""
-    from imbot_app.inbound.store import bot_ids
+    from imbot_app.inbound.rows import bot_ids
 
     bot_ids.clear()
     yield

@@ -10,7 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from imbot_app.dispatch.routing import router
 from imbot_app.lifecycle import bots
-from imbot_app.lifecycle.bots import BotSpec, CommandSpec, DeclarationError, declare, declared_bots
+from imbot_app.lifecycle.bots import declare, declared_bots
+from imbot_app.lifecycle.specs import BotSpec, CommandSpec, DeclarationError
 from tests.registration_kit import ECHO, echo
 
 

@@ -22,9 +22,10 @@ from imbot_app import on_command, on_message, signals
 from imbot_app.apps import ImbotAppConfig
 from imbot_app.dispatch.claims import Outcome, worker_name
 from imbot_app.dispatch.context import MessageContext
+from imbot_app.dispatch.event_run import ABANDONED
 from imbot_app.dispatch.hooks import event_stored
 from imbot_app.dispatch.routing import handler_path, router
-from imbot_app.dispatch.runner import ABANDONED, BATCH_SIZE, run_event, run_events
+from imbot_app.dispatch.runner import BATCH_SIZE, run_event, run_events
 from imbot_app.models import Event, HandlerRun, Portal
 from imbot_app.testing import EventFactory, post_event
 

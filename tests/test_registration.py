@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from imbot_app.lifecycle.registration import Status, Step, plan_sync, sync_portal, unregister_portal
+from imbot_app.lifecycle.plans import Status, Step, plan_sync
+from imbot_app.lifecycle.registration import sync_portal, unregister_portal
 from imbot_app.models import Bot, Command, Credential, Portal
 from imbot_app.outbound.rest import RestClient
 from imbot_app.testing import FakeBitrix24, post_event

@@ -10,8 +10,8 @@ import imbot_app
 from imbot_app import events as ev
 from imbot_app import on_command, on_event, on_join, on_message, signals
 from imbot_app.dispatch.context import CommandContext, JoinContext, MessageContext
+from imbot_app.dispatch.event_run import live_receivers
 from imbot_app.dispatch.routing import Route, Router, router
-from imbot_app.dispatch.runner import live_receivers
 from imbot_app.models import ChatType, Event, HandlerRun
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_routes")]

@@ -20,9 +20,9 @@ from imbot_app.dispatch.context import (
     JoinContext,
     MessageContext,
 )
+from imbot_app.dispatch.event_run import live_receivers
 from imbot_app.dispatch.loading import load
 from imbot_app.dispatch.routing import handler_path
-from imbot_app.dispatch.runner import live_receivers
 from imbot_app.inbound.store import REDACTED
 from imbot_app.models import Bot, Chat, ChatUser, CommandInvocation, Event, HandlerRun, Message
 

@@ -10,7 +10,8 @@ process would have.
 
 Reply helpers (``message.reply()``, ``command.answer()``, ``update()``, ``send_typing()``)
 describe the Bitrix24 call as an :class:`OutgoingCall` and hand it to the configured sender
-(``IMBOT_SENDER``): :class:`~imbot_app.outbound.sender.RestSender` by default, which calls Bitrix24 as
+(``IMBOT_SENDER``): :class:`~imbot_app.outbound.sender.RestSender` by default, which calls
+Bitrix24 as
 the bot and stores what it said; :class:`PendingSender` only logs the calls.
 """
 

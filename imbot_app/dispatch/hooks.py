@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from imbot_app import events as ev
 from imbot_app.conf import imbot_settings
-from imbot_app.dispatch.runner import has_handlers, run_event
+from imbot_app.dispatch.event_run import has_handlers
+from imbot_app.dispatch.runner import run_event
 from imbot_app.models import Event
 
 logger = logging.getLogger("imbot_app.dispatch")

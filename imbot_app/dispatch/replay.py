@@ -40,8 +40,9 @@ from imbot_app import signals
 from imbot_app.dispatch import context as ctx
 from imbot_app.dispatch import loading
 from imbot_app.dispatch.claims import DispatchResult, Outcome
+from imbot_app.dispatch.event_run import live_receivers
 from imbot_app.dispatch.routing import Route, handler_path
-from imbot_app.dispatch.runner import BATCH_SIZE, live_receivers, run_event, run_events
+from imbot_app.dispatch.runner import BATCH_SIZE, run_event, run_events
 from imbot_app.events import event_class_for
 from imbot_app.models import Event, HandlerRun
 

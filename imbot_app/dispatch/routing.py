@@ -269,7 +269,8 @@ class Router:
     ) -> Any:
         """Run the handler when the bot joins a chat or a user opens a dialog with it.
 
-        The handler gets a :class:`~imbot_app.dispatch.context.JoinContext`.  Usable bare: ``@on_join``.
+        The handler gets a :class:`~imbot_app.dispatch.context.JoinContext`.  Usable bare:
+        ``@on_join``.
         """
         types = _chat_types(chat_type)
 
@@ -298,7 +299,8 @@ class Router:
     def on_event(self, *names: str, priority: int = 0) -> Callable[[Handler], Handler]:
         """Run the handler for events with these Bitrix24 names (any type, known or not).
 
-        ``@on_event("ONAPPINSTALL")`` gets an :class:`~imbot_app.dispatch.context.AppContext`; an event
+        ``@on_event("ONAPPINSTALL")`` gets an :class:`~imbot_app.dispatch.context.AppContext`; an
+        event
         imbot_app has no class for gets a :class:`~imbot_app.dispatch.context.GenericContext`.
         """
         wanted = _names(names)

@@ -19,7 +19,8 @@ A bot is declared once, in settings or in code, and registered on each portal by
     ]
 
     # or in code, e.g. in an imbot_handlers module
-    from imbot_app.lifecycle.bots import BotSpec, CommandSpec, declare
+    from imbot_app.lifecycle.specs import BotSpec, CommandSpec
+    from imbot_app.lifecycle.bots import declare
 
     declare(BotSpec(code="echobot", name="Echo bot", commands=[CommandSpec("echo", "Repeat")]))
 
@@ -33,11 +34,8 @@ The handler URL every bot and command is registered with is :func:`handler_url`:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,10 +43,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import get_script_prefix, reverse
 
 from imbot_app.conf import imbot_settings
+from imbot_app.lifecycle.specs import BotSpec, CommandSpec, DeclarationError
 
 __all__ = [
-    "BOT_TYPES",
-    "COLORS",
     "BotRegistry",
     "BotSpec",
     "CommandSpec",
@@ -60,310 +57,6 @@ __all__ = [
     "public_url_problem",
     "registry",
 ]
-
-#: imbot.register's TYPE letters.
-BOT_TYPES = {
-    "B": "chat bot (answers at once)",
-    "O": "open lines bot",
-    "H": "human-like bot (shows typing before its answers)",
-    "S": "supervisor bot (receives every message in its chats)",
-}
-
-#: imbot.register's PROPERTIES[COLOR] values.
-COLORS = frozenset(
-    {
-        "RED",
-        "GREEN",
-        "MINT",
-        "LIGHT_BLUE",
-        "DARK_BLUE",
-        "PURPLE",
-        "AQUA",
-        "PINK",
-        "LIME",
-        "BROWN",
-        "AZURE",
-        "KHAKI",
-        "SAND",
-        "MARENGO",
-        "GRAY",
-        "GRAPHITE",
-    }
-)
-
-#: PROPERTIES keys besides NAME, LAST_NAME, COLOR and WORK_POSITION (which have fields).
-EXTRA_PROPERTIES = frozenset(
-    {"EMAIL", "PERSONAL_BIRTHDAY", "PERSONAL_WWW", "PERSONAL_GENDER", "PERSONAL_PHOTO"}
-)
-
-DEFAULT_LANGUAGE = "en"
-
-_CODE = re.compile(r"^[A-Za-z0-9_.-]+$")
-_COMMAND = re.compile(r"^[A-Za-z0-9_]+$")
-_LANGUAGE = re.compile(r"^[a-z]{2}$")
-_BIRTHDAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-class DeclarationError(ImproperlyConfigured):
-    """A declared bot or command is invalid; the message says which one and why."""
-
-
-# --------------------------------------------------------------------------- specs
-
-
-def _texts(value: Any, what: str) -> dict[str, str]:
-    """``"text"`` or ``{"en": "text", ...}`` -> ``{"en": "text", ...}``, checked."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        return {DEFAULT_LANGUAGE: value.strip()} if value.strip() else {}
-    if not isinstance(value, Mapping):
-        raise DeclarationError(
-            f"{what} must be a string or a mapping of language to text, not {value!r}"
-        )
-    texts: dict[str, str] = {}
-    for language, text in value.items():
-        if not isinstance(language, str) or not _LANGUAGE.match(language):
-            raise DeclarationError(
-                f"{what} has language {language!r}: use two lower-case letters, e.g. 'en', 'de'"
-            )
-        if not isinstance(text, str) or not text.strip():
-            raise DeclarationError(f"{what} in {language!r} is empty")
-        texts[language] = text.strip()
-    return texts
-
-
-def _flag(value: Any, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise DeclarationError(f"{what} must be True or False, not {value!r}")
-    return value
-
-
-def _from_mapping(cls: type[Any], data: Any, what: str) -> dict[str, Any]:
-    """The keyword arguments of ``cls`` found in ``data``; unknown keys are an error."""
-    if not isinstance(data, Mapping):
-        raise DeclarationError(f"{what} must be a mapping, not {data!r}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(str(k) for k in data if k not in known)
-    if unknown:
-        raise DeclarationError(
-            f"{what} has unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})"
-        )
-    return dict(data)
-
-
-@dataclass(frozen=True)
-class CommandSpec:
-    """One slash command of a bot, as ``imbot.command.register`` takes it.
-
-    ``command`` is the word without the slash (Latin letters, digits, ``_``); ``title`` and
-    ``params`` are what the command list shows, per language (a plain string is English).
-    ``common``: usable in any chat, not only those the bot is in; ``hidden``: not listed;
-    ``extranet``: available to extranet users.
-    """
-
-    command: str
-    title: Mapping[str, str] | str = ""
-    params: Mapping[str, str] | str = ""
-    common: bool = False
-    hidden: bool = False
-    extranet: bool = False
-
-    def __post_init__(self) -> None:
-        word = self.command.strip() if isinstance(self.command, str) else ""
-        what = f"command {word or self.command!r}"
-        if word.startswith("/"):
-            raise DeclarationError(f"{what}: write the command without the slash")
-        if not _COMMAND.match(word):
-            raise DeclarationError(
-                f"{what}: a command is Latin letters, digits and '_' only (Bitrix24's rule)"
-            )
-        titles = _texts(self.title, f"{what} title")
-        if not titles:
-            raise DeclarationError(
-                f'{what} needs a title, e.g. title="Repeat a text" or title={{"en": "..."}}'
-            )
-        params = _texts(self.params, f"{what} params")
-        untitled = sorted(set(params) - set(titles))
-        if untitled:
-            raise DeclarationError(
-                f"{what} has params in {', '.join(untitled)} but no title in that language"
-            )
-        for name in ("common", "hidden", "extranet"):
-            _flag(getattr(self, name), f"{what} {name}")
-        object.__setattr__(self, "command", word)
-        object.__setattr__(self, "title", MappingProxyType(titles))
-        object.__setattr__(self, "params", MappingProxyType(params))
-
-    @classmethod
-    def from_dict(cls, data: Any) -> CommandSpec:
-        """A command from a settings entry: ``{"command": "echo", "title": ..., ...}``."""
-        kwargs = _from_mapping(cls, data, "a command")
-        if "command" not in kwargs:
-            raise DeclarationError(f"a command needs 'command' (the word): {data!r}")
-        return cls(**kwargs)
-
-    @property
-    def main_title(self) -> str:
-        """The title in the first declared language (what the admin shows)."""
-        titles = self.titles
-        return next(iter(titles.values()), "")
-
-    @property
-    def titles(self) -> Mapping[str, str]:
-        assert not isinstance(self.title, str)  # normalised in __post_init__
-        return self.title
-
-    @property
-    def params_texts(self) -> Mapping[str, str]:
-        assert not isinstance(self.params, str)
-        return self.params
-
-    def lang(self) -> list[dict[str, str]]:
-        """``LANG`` for imbot.command.register / update: one entry per title language."""
-        entries = []
-        for language, title in self.titles.items():
-            entry = {"LANGUAGE_ID": language, "TITLE": title}
-            if language in self.params_texts:
-                entry["PARAMS"] = self.params_texts[language]
-            entries.append(entry)
-        return entries
-
-
-@dataclass(frozen=True)
-class BotSpec:
-    """One bot, as ``imbot.register`` takes it, with its commands.
-
-    ``code`` identifies the bot on every portal (Bitrix24 answers the existing bot's id when a
-    code is registered twice).  ``name`` (or ``last_name``), ``color``, ``work_position`` and
-    ``properties`` (further PROPERTIES: EMAIL, PERSONAL_WWW, PERSONAL_GENDER M/F,
-    PERSONAL_BIRTHDAY YYYY-MM-DD, PERSONAL_PHOTO base64) are how people see it.  ``type`` is
-    one of :data:`BOT_TYPES`; ``openline`` lets a chat bot serve open lines too (always on
-    for type O).  ``message_edits``: also receive ONIMBOTMESSAGEUPDATE / ONIMBOTMESSAGEDELETE,
-    so the stored history follows edits and deletions.  TYPE and OPENLINE cannot change once
-    a bot is registered (only by unregistering it, which deletes its private chats).
-    """
-
-    code: str
-    name: str = ""
-    last_name: str = ""
-    type: str = "B"
-    openline: bool = False
-    color: str = ""
-    work_position: str = ""
-    properties: Mapping[str, str] = field(default_factory=dict)
-    message_edits: bool = True
-    commands: Sequence[CommandSpec | Mapping[str, Any]] = ()
-
-    def __post_init__(self) -> None:
-        code = self.code.strip() if isinstance(self.code, str) else ""
-        what = f"bot {code or self.code!r}"
-        if not _CODE.match(code) or len(code) > 255:
-            raise DeclarationError(
-                f"{what}: a code is letters, digits, '_', '.' and '-' (it identifies the bot "
-                "on every portal)"
-            )
-        for name in ("name", "last_name", "work_position", "color", "type"):
-            if not isinstance(getattr(self, name), str):
-                raise DeclarationError(f"{what} {name} must be a string")
-        if not (self.name.strip() or self.last_name.strip()):
-            raise DeclarationError(f"{what} needs a name (or a last_name): people see it")
-        bot_type = self.type.strip().upper()
-        if bot_type not in BOT_TYPES:
-            raise DeclarationError(
-                f"{what}: type {self.type!r} is not one of "
-                + ", ".join(f"{k} ({v})" for k, v in BOT_TYPES.items())
-            )
-        color = self.color.strip().upper()
-        if color and color not in COLORS:
-            raise DeclarationError(
-                f"{what}: color {self.color!r} is not one of {', '.join(sorted(COLORS))}"
-            )
-        _flag(self.openline, f"{what} openline")
-        _flag(self.message_edits, f"{what} message_edits")
-        properties = self._checked_properties(what)
-        commands = self._checked_commands(what)
-        object.__setattr__(self, "code", code)
-        object.__setattr__(self, "type", bot_type)
-        object.__setattr__(self, "color", color)
-        object.__setattr__(self, "openline", self.openline or bot_type == "O")
-        object.__setattr__(self, "properties", MappingProxyType(properties))
-        object.__setattr__(self, "commands", commands)
-
-    def _checked_properties(self, what: str) -> dict[str, str]:
-        if not isinstance(self.properties, Mapping):
-            raise DeclarationError(f"{what} properties must be a mapping")
-        properties: dict[str, str] = {}
-        for key, value in self.properties.items():
-            upper = str(key).upper()
-            if upper not in EXTRA_PROPERTIES:
-                raise DeclarationError(
-                    f"{what}: property {key!r} is not one of {', '.join(sorted(EXTRA_PROPERTIES))}"
-                    " (NAME, LAST_NAME, COLOR and WORK_POSITION are fields of their own)"
-                )
-            if not isinstance(value, str):
-                raise DeclarationError(f"{what}: property {upper} must be a string")
-            properties[upper] = value
-        birthday = properties.get("PERSONAL_BIRTHDAY", "")
-        if birthday and not _BIRTHDAY.match(birthday):
-            raise DeclarationError(f"{what}: PERSONAL_BIRTHDAY is YYYY-MM-DD, not {birthday!r}")
-        gender = properties.get("PERSONAL_GENDER", "")
-        if gender and gender not in ("M", "F"):
-            raise DeclarationError(f"{what}: PERSONAL_GENDER is M or F, not {gender!r}")
-        return properties
-
-    def _checked_commands(self, what: str) -> tuple[CommandSpec, ...]:
-        if isinstance(self.commands, str | Mapping) or not isinstance(self.commands, Sequence):
-            raise DeclarationError(f"{what} commands must be a list")
-        commands: list[CommandSpec] = []
-        seen: set[str] = set()
-        for entry in self.commands:
-            try:
-                command = entry if isinstance(entry, CommandSpec) else CommandSpec.from_dict(entry)
-            except DeclarationError as exc:
-                raise DeclarationError(f"{what}: {exc}") from None
-            if command.command.casefold() in seen:
-                raise DeclarationError(f"{what} declares /{command.command} twice")
-            seen.add(command.command.casefold())
-            commands.append(command)
-        return tuple(commands)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> BotSpec:
-        """A bot from an ``IMBOT_BOTS`` entry."""
-        kwargs = _from_mapping(cls, data, "a bot")
-        if "code" not in kwargs:
-            raise DeclarationError(f"a bot needs a 'code': {data!r}")
-        return cls(**kwargs)
-
-    @property
-    def command_specs(self) -> tuple[CommandSpec, ...]:
-        return tuple(c for c in self.commands if isinstance(c, CommandSpec))
-
-    @property
-    def display_name(self) -> str:
-        return " ".join(part for part in (self.name.strip(), self.last_name.strip()) if part)
-
-    @property
-    def edits_bound_at_registration(self) -> bool:
-        """Whether imbot.register honours EVENT_MESSAGE_UPDATE / DELETE for this bot.
-
-        Bitrix24 silently ignores those two for plain chat bots; they are bound afterwards
-        with imbot.update.
-        """
-        return self.type in ("S", "O") or self.openline
-
-    def properties_payload(self) -> dict[str, str]:
-        """``PROPERTIES`` for imbot.register / imbot.update."""
-        payload = {
-            "NAME": self.name.strip(),
-            "LAST_NAME": self.last_name.strip(),
-            "COLOR": self.color,
-            "WORK_POSITION": self.work_position.strip(),
-            **self.properties,
-        }
-        return {key: value for key, value in payload.items() if value}
-
 
 # --------------------------------------------------------------------------- registry
 

@@ -39,8 +39,9 @@ from imbot_app.conf import imbot_settings
 from imbot_app.dispatch.context import AppContext
 from imbot_app.dispatch.routing import NO_ARGUMENTS, Match, Route
 from imbot_app.errors import ImbotError
-from imbot_app.lifecycle.bots import DeclarationError, declared_bots
+from imbot_app.lifecycle.bots import declared_bots
 from imbot_app.lifecycle.registration import sync_portal
+from imbot_app.lifecycle.specs import DeclarationError
 from imbot_app.models import ChatUser, CommandInvocation, Event, Message, Portal
 
 logger = logging.getLogger("imbot_app.lifecycle")

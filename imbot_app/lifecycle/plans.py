@@ -1,9 +1,30 @@
 """Registration plans: what registering the declared bots on a portal would do.
 
-:func:`plan_sync` compares the declarations with what the database says is registered and
-lists the actions (see :mod:`imbot_app.lifecycle.registration` for the rules and for applying
-them); :func:`plan_unregister` lists the bots to drop; :func:`check_portal` says whether a
-portal can be called at all.  Planning calls nothing.
+:func:`plan_sync` compares the declarations (:mod:`imbot_app.lifecycle.bots`) with what the
+database says is registered on a portal and lists the actions that would bring Bitrix24 in
+line; :func:`plan_unregister` lists the bots to drop; :func:`check_portal` says whether a
+portal can be called at all.  Planning reads the database only, so a dry run is a printed plan;
+:mod:`imbot_app.lifecycle.registration` applies plans.
+
+What a sync does:
+
+- a declared bot without a live Bot row (never registered, deleted by ONIMBOTDELETE, gone with
+  an uninstall) is registered with ``imbot.register`` (Bitrix24 answers the existing id for a
+  code it knows, so repeating it is harmless) and then sent its whole declaration with
+  ``imbot.update``: that binds the message update/delete handlers ``imbot.register`` ignores
+  for plain bots, and updates a bot Bitrix24 already had;
+- a live bot whose declaration or handler URL changed is sent again with ``imbot.update``;
+- a new command is registered; a changed one is updated with ``imbot.command.update``; one
+  whose COMMON flag changed is unregistered and registered again (``imbot.command.update``
+  cannot change COMMON); one no longer declared is unregistered;
+- the application events in ``IMBOT_BIND_EVENTS`` not yet bound to the handler URL are bound
+  with ``event.bind`` ("Handler already binded" counts as bound);
+- bots no longer declared are kept and reported: unregistering a bot deletes its private
+  chats, so only ``manage.py imbot_unregister`` does that;
+- a bot or command Bitrix24 no longer knows (``BOT_ID_ERROR`` / ``COMMAND_ID_ERROR`` when it is
+  updated) is marked deleted and the portal is planned again, so it is registered anew.
+
+The first failing call stops the portal's run; the actions after it are reported as skipped.
 """
 
 from __future__ import annotations
@@ -19,7 +40,8 @@ from django.db.models import F
 
 from imbot_app import errors
 from imbot_app.conf import imbot_settings
-from imbot_app.lifecycle.bots import BotSpec, CommandSpec, declared_bots, handler_url
+from imbot_app.lifecycle.bots import declared_bots, handler_url
+from imbot_app.lifecycle.specs import BotSpec, CommandSpec
 from imbot_app.models import Bot, Command, Credential, Portal
 from imbot_app.outbound.webhook import webhook_config
 from imbot_app.protocol import methods_for

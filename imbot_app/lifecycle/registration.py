@@ -1,34 +1,13 @@
-"""Registering the declared bots and commands on a portal: a plan of actions, then applying it.
+"""Applying registration plans: REST calls first, the database following step by step.
 
-:func:`plan_sync` compares the declarations (:mod:`imbot_app.lifecycle.bots`) with what the database says
-is registered on a portal and lists the actions that would bring Bitrix24 in line.  It reads
-the database only, so a dry run is a printed plan.  :func:`apply` runs the actions one by one
-with the installer's tokens (:class:`~imbot_app.outbound.rest.RestClient`) and stores each id Bitrix24
+:func:`apply` runs a plan's actions (:mod:`imbot_app.lifecycle.plans`) one by one with the
+installer's tokens (:class:`~imbot_app.outbound.rest.RestClient`) and stores each id Bitrix24
 returns as soon as it has it: REST calls cannot be rolled back, so the database follows
 Bitrix24 step by step and a run that stops half-way is finished by the next one.
 :func:`sync_portal` is the entry point the install handler, the install page and
 ``manage.py imbot_register`` share; it also records the outcome on the portal
-(``registered_at``, or ``registration_error``).
-
-What a sync does:
-
-- a declared bot without a live Bot row (never registered, deleted by ONIMBOTDELETE, gone with
-  an uninstall) is registered with ``imbot.register`` (Bitrix24 answers the existing id for a
-  code it knows, so repeating it is harmless) and then sent its whole declaration with
-  ``imbot.update``: that binds the message update/delete handlers ``imbot.register`` ignores
-  for plain bots, and updates a bot Bitrix24 already had;
-- a live bot whose declaration or handler URL changed is sent again with ``imbot.update``;
-- a new command is registered; a changed one is updated with ``imbot.command.update``; one
-  whose COMMON flag changed is unregistered and registered again (``imbot.command.update``
-  cannot change COMMON); one no longer declared is unregistered;
-- the application events in ``IMBOT_BIND_EVENTS`` not yet bound to the handler URL are bound
-  with ``event.bind`` ("Handler already binded" counts as bound);
-- bots no longer declared are kept and reported: unregistering a bot deletes its private
-  chats, so only ``manage.py imbot_unregister`` does that;
-- a bot or command Bitrix24 no longer knows (``BOT_ID_ERROR`` / ``COMMAND_ID_ERROR`` when it is
-  updated) is marked deleted and the portal is planned again, so it is registered anew.
-
-The first failing call stops the portal's run; the actions after it are reported as skipped.
+(``registered_at``, or ``registration_error``).  The first failing call stops the portal's
+run; the actions after it are reported as skipped.
 """
 
 from __future__ import annotations
@@ -41,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from imbot_app import errors
-from imbot_app.lifecycle.bots import BotSpec, declared_bots, handler_url
+from imbot_app.lifecycle.bots import declared_bots, handler_url
 from imbot_app.lifecycle.plans import (
     Action,
     Plan,
@@ -54,6 +33,7 @@ from imbot_app.lifecycle.plans import (
     plan_sync,
     plan_unregister,
 )
+from imbot_app.lifecycle.specs import BotSpec
 from imbot_app.models import Bot, Command, Portal
 from imbot_app.outbound.rest import RestClient
 from imbot_app.protocol import methods_for
@@ -61,20 +41,7 @@ from imbot_app.protocol import methods_for
 v1_methods = methods_for("v1")
 logger = logging.getLogger("imbot_app.registration")
 
-__all__ = [
-    "Action",
-    "Plan",
-    "Status",
-    "Step",
-    "apply",
-    "bot_fingerprint",
-    "check_portal",
-    "command_fingerprint",
-    "plan_sync",
-    "plan_unregister",
-    "sync_portal",
-    "unregister_portal",
-]
+__all__ = ["apply", "sync_portal", "unregister_portal"]
 
 
 def _as_id(result: Any, method: str) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from django.core.management.base import BaseCommand, CommandError
 
-from imbot_app.lifecycle.registration import Plan
+from imbot_app.lifecycle.plans import Plan
 from imbot_app.models import Portal
 
 logger = logging.getLogger("imbot_app.management")

@@ -68,6 +68,13 @@ def get_sender() -> Sender:
     return sender_factory()()
 
 
+#: Where the two built-in senders lived before the rooms (0.1), so old settings keep working.
+MOVED_SENDERS = {
+    "imbot_app.sender.RestSender": "imbot_app.outbound.sender.RestSender",
+    "imbot_app.context.PendingSender": "imbot_app.outbound.calls.PendingSender",
+}
+
+
 def sender_factory() -> Callable[[], Sender]:
     """What makes :func:`get_sender`'s sender: resolved once, called for each event.
 
@@ -76,7 +83,7 @@ def sender_factory() -> Callable[[], Sender]:
     """
     configured: Any = imbot_settings.SENDER
     if isinstance(configured, str):
-        configured = import_string(configured)
+        configured = import_string(MOVED_SENDERS.get(configured, configured))
     if isinstance(configured, type):
         sender_class = configured
         return lambda: _checked_sender(sender_class())

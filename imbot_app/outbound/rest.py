@@ -7,7 +7,8 @@
   so a refresh takes the Credential's row lock (``select_for_update``) and re-reads it: of many
   threads or processes that saw the same expired token, one refreshes and the rest use its
   result.  ``invalid_grant`` marks the portal as needing re-authorisation.
-- Calls wait for the portal's leaky bucket (:mod:`imbot_app.outbound.ratelimit`); ``QUERY_LIMIT_EXCEEDED``
+- Calls wait for the portal's leaky bucket (:mod:`imbot_app.outbound.ratelimit`);
+``QUERY_LIMIT_EXCEEDED``
   and 429 are retried with exponential backoff and jitter, up to ``IMBOT_REST_MAX_RETRIES``.
 - ``batch`` chunks commands into Bitrix24 ``batch`` calls of at most 50.
 """

@@ -2,7 +2,8 @@
 
 Reply helpers on the handler contexts describe each call as an
 :class:`~imbot_app.outbound.calls.OutgoingCall`; :class:`RestSender` (the default ``IMBOT_SENDER``)
-makes it with :class:`~imbot_app.outbound.rest.RestClient` as the bot, and stores every message the bot
+makes it with :class:`~imbot_app.outbound.rest.RestClient` as the bot, and stores every message
+the bot
 sends as a :class:`~imbot_app.models.Message` with direction "out" and the id Bitrix24 returned,
 so a chat's history holds both sides.
 """

@@ -4,7 +4,8 @@ Everything that knows an API version's field or method names lives in ``protocol
 rest of the app (store, dispatch, context objects, admin) works with the version-free types of
 :mod:`imbot_app.events` and asks this module which adapter handles an event name or a bot.
 Nothing outside ``protocol/`` imports ``protocol.vN`` directly (tests/test_architecture.py
-checks it).
+checks it).  The registry owns the choice of adapter; it and the adapters may import layer 1
+(``events``, ``errors``, ``wire``) and nothing above.
 
 A third version goes in ``protocol/v3/`` with the same two modules (``events``: payload ->
 typed event; ``methods``: typed call -> REST method and params) and one line in

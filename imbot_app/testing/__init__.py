@@ -11,8 +11,9 @@
 server and REST API, so tests exercise real ``requests`` calls instead of mocks.
 """
 
-from imbot_app.testing.events import EVENTS_PATH, EventFactory, encode_event, post_event
+from imbot_app.testing.events import EventFactory
 from imbot_app.testing.fake import FakeBitrix24, RecordedCall
+from imbot_app.testing.posting import EVENTS_PATH, encode_event, post_event
 
 __all__ = [
     "EVENTS_PATH",

@@ -1,14 +1,12 @@
-"""Events built the way Bitrix24 sends them, and a helper that posts them to the endpoint.
+"""Events built the way Bitrix24 sends them.
 
-Events are dicts shaped like the examples on Bitrix24's reference pages (every value a string)
-and are sent form-encoded with PHP's ``http_build_query`` rules, byte for byte what Bitrix24's
-queue server posts.
+Events are dicts shaped like the examples on Bitrix24's reference pages (every value a string);
+:mod:`imbot_app.testing.posting` sends them form-encoded, as Bitrix24's queue server does.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import secrets
 import time
 from collections.abc import Mapping
@@ -16,34 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imbot_app import events as ev
-from imbot_app.wire import encode_form
+from imbot_app.testing.portals import connect_portal, store_portal
 
-__all__ = ["EVENTS_PATH", "EventFactory", "encode_event", "post_event"]
-
-EVENTS_PATH = "/imbot/events/"
+__all__ = ["EventFactory"]
 
 _ids = itertools.count(1000)
-
-
-def encode_event(payload: Mapping[str, Any]) -> str:
-    """The form body Bitrix24 would send for ``payload`` (PHP ``http_build_query``)."""
-    return encode_form(payload)
-
-
-def post_event(
-    client: Any,
-    payload: Mapping[str, Any],
-    *,
-    as_json: bool = False,
-    path: str = EVENTS_PATH,
-    **extra: Any,
-) -> Any:
-    """Post an event with Django's test ``client`` (form-encoded unless ``as_json``)."""
-    if as_json:
-        return client.post(path, json.dumps(payload), content_type="application/json", **extra)
-    return client.post(
-        path, encode_event(payload), content_type="application/x-www-form-urlencoded", **extra
-    )
 
 
 def _token() -> str:
@@ -95,39 +70,14 @@ class EventFactory:
         """An installed portal living on ``fake``: its endpoints point there, the installer and
         the bot have Credentials the fake accepts (so ``RestClient`` calls work), and the fake
         knows the bot and its ``commands`` (word -> COMMAND_ID, default ``{"echo": 103}``)."""
-        from imbot_app.models import Credential
-
         kwargs.setdefault("client_id", fake.client_id)
         factory = cls(server_endpoint=fake.rest_url, fake=fake, **kwargs)
-        portal = factory.install_portal()
-        portal.installer_user_id = factory.user_id
-        portal.save(update_fields=["installer_user_id"])
-        for user_id in (factory.user_id, factory.bot_id):
-            access, refresh = fake.issue_tokens(factory.member_id, user_id, domain=factory.domain)
-            Credential.objects.update_or_create(
-                portal=portal,
-                user_id=user_id,
-                defaults={"access_token": access, "refresh_token": refresh, "scope": "imbot"},
-            )
-        fake.add_bot(factory.member_id, factory.bot_id, factory.bot_code)
-        for word, command_id in (commands if commands is not None else {"echo": 103}).items():
-            fake.add_command(factory.member_id, factory.bot_id, word, command_id)
+        connect_portal(factory, fake, commands if commands is not None else {"echo": 103})
         return factory
 
     def install_portal(self) -> Any:
-        from imbot_app.models import Portal
-
-        portal, _ = Portal.objects.update_or_create(
-            member_id=self.member_id,
-            defaults={
-                "application_token": self.application_token,
-                "domain": self.domain,
-                "client_endpoint": self.client_endpoint,
-                "server_endpoint": self.server_endpoint,
-                "status": Portal.Status.INSTALLED,
-            },
-        )
-        return portal
+        """Store this factory's portal as installed (no ONAPPINSTALL round trip)."""
+        return store_portal(self)
 
     @property
     def client_endpoint(self) -> str:

@@ -39,7 +39,8 @@ from imbot_app import events as ev
 from imbot_app.conf import imbot_settings
 from imbot_app.inbound.auth import AuthenticationFailed, InstallInfo, verify_install
 from imbot_app.lifecycle.bots import declared_bots
-from imbot_app.lifecycle.registration import Plan, sync_portal
+from imbot_app.lifecycle.plans import Plan
+from imbot_app.lifecycle.registration import sync_portal
 from imbot_app.models import Credential, Portal
 
 logger = logging.getLogger("imbot_app.install")

@@ -1,4 +1,5 @@
-"""Argument types for the management commands, built from the parsers in imbot_app.management.timespec."""
+"""Argument types for the management commands, built from the parsers in
+imbot_app.management.timespec."""
 
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from imbot_app.lifecycle.registration import plan_unregister, unregister_portal
+from imbot_app.lifecycle.plans import plan_unregister
+from imbot_app.lifecycle.registration import unregister_portal
 from imbot_app.management.portal_runs import finish, run_portals, select_portals
 
 

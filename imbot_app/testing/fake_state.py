@@ -1,0 +1,77 @@
+"""The fake Bitrix24's state: what it records, the tokens it issued, each portal's rows.
+
+Shared by :mod:`imbot_app.testing.fake` and the mixins that answer its methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+Answer = tuple[int, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One request: the REST method (``oauth/token`` for refreshes) and its parameters."""
+
+    method: str
+    params: dict[str, Any]
+    token: str | None
+    in_batch: bool = False
+    # Made through an inbound webhook URL (``/rest/<user id>/<code>/<method>``), not a token.
+    webhook: bool = False
+
+
+@dataclass
+class FakeToken:
+    member_id: str
+    user_id: int
+    client_id: str
+    refresh_token: str
+    expired: bool = False
+
+
+@dataclass
+class FakePortal:
+    member_id: str
+    domain: str
+    bots: dict[int, dict[str, Any]] = field(default_factory=dict)
+    commands: dict[int, dict[str, Any]] = field(default_factory=dict)
+    messages: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # event.bind: (EVENT, handler URL) pairs, in the order they were bound.
+    bindings: list[tuple[str, str]] = field(default_factory=list)
+    bucket_tat: float = 0.0
+
+
+@dataclass
+class Fault:
+    """An error a method answers, for one portal or all, ``count`` more times."""
+
+    method: str
+    member_id: str | None
+    count: int
+    answer: Answer
+
+
+class QueuedServer(ThreadingHTTPServer):
+    # Many callers connect at once in the race tests; the default backlog of 5 drops some.
+    request_queue_size = 128
+
+
+def by_id(rows: dict[int, dict[str, Any]], p: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The bot, command or message a call names by ``key`` (BOT_ID ...), if the portal has it."""
+    try:
+        return rows.get(int(p.get(key, 0)))
+    except (TypeError, ValueError):
+        return None
+
+
+def error_answer(status: int, error: str, description: str) -> Answer:
+    return status, {"error": error, "error_description": description}
+
+
+def yn_flag(value: Any, default: str = "N") -> str:
+    text = str(value if value is not None else default).upper()
+    return "Y" if text in ("Y", "1", "TRUE") else "N"
