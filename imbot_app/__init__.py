@@ -9,6 +9,9 @@ of any installed app::
     @on_command("echo")
     def echo(command):
         command.answer(command.params)
+
+The package is laid out by stage (``inbound``, ``dispatch``, ``outbound``, ``lifecycle``, ...):
+see docs/architecture.md.
 """
 
 from imbot_app.dispatch.routing import on_command, on_event, on_join, on_message
