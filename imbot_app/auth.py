@@ -21,8 +21,8 @@ from typing import Any
 
 import requests
 
+from . import authority, webhook
 from . import events as ev
-from . import webhook
 from .conf import imbot_settings
 from .models import Portal
 from .serializers import Envelope
@@ -73,10 +73,6 @@ def tokens_match(stored: str, given: str) -> bool:
     return hmac.compare_digest(stored.encode("utf-8"), given.encode("utf-8"))
 
 
-def _normalise_endpoint(url: str) -> str:
-    return url.strip().rstrip("/").lower() + "/"
-
-
 def _session() -> requests.Session:
     # One session per process: connection reuse to the OAuth server.
     global _SESSION
@@ -94,9 +90,8 @@ def verify_install(auth: ev.AuthBlock) -> InstallInfo:
     The server must be one of ``IMBOT_OAUTH_SERVERS``: the payload names it, so an attacker
     would otherwise pick a server that vouches for anything.
     """
-    allowed = {_normalise_endpoint(u) for u in imbot_settings.OAUTH_SERVERS}
-    server = _normalise_endpoint(auth.server_endpoint) if auth.server_endpoint else ""
-    if server not in allowed:
+    server = authority.allowed_oauth_server(auth.server_endpoint)
+    if server is None:
         raise AuthenticationFailed(
             f"install names server_endpoint {auth.server_endpoint!r}, "
             "which is not in IMBOT_OAUTH_SERVERS"
@@ -111,7 +106,7 @@ def verify_install(auth: ev.AuthBlock) -> InstallInfo:
         )
     try:
         response = _session().post(
-            server + "app.info",
+            authority.normalise_server(server) + "app.info",
             data={"auth": auth.access_token},
             timeout=imbot_settings.HTTP_TIMEOUT,
         )
@@ -129,11 +124,13 @@ def verify_install(auth: ev.AuthBlock) -> InstallInfo:
     result = body["result"] if isinstance(body["result"], dict) else {}
     install_raw = result.get("install")
     install: dict[str, Any] = install_raw if isinstance(install_raw, dict) else {}
+    domain = str(install.get("domain", ""))
+    endpoint = str(install.get("client_endpoint", "")) or authority.portal_endpoint(domain)
     info = InstallInfo(
         member_id=str(install.get("member_id", "")),
         client_id=str(result.get("client_id", "")),
-        domain=str(install.get("domain", "")),
-        client_endpoint=str(install.get("client_endpoint", "")),
+        domain=domain,
+        client_endpoint=endpoint,
         user_id=_int_or_none(result.get("user_id")),
         installed=install["installed"] if isinstance(install.get("installed"), bool) else None,
     )
@@ -146,6 +143,23 @@ def verify_install(auth: ev.AuthBlock) -> InstallInfo:
         raise AuthenticationFailed(
             f"app.info says the token belongs to client_id {info.client_id!r}, not IMBOT_CLIENT_ID"
         )
+    if not authority.endpoint_allowed(info.client_endpoint, info.domain):
+        raise AuthenticationFailed(
+            f"app.info names REST endpoint {info.client_endpoint[:200]!r}, which is not https "
+            f"on the portal's domain {info.domain[:200]!r} nor on IMBOT_ENDPOINT_HOSTS"
+        )
+    return info
+
+
+def verify_admin(auth: ev.AuthBlock) -> InstallInfo:
+    """:func:`verify_install`, and the token's user must be an administrator of the portal.
+
+    What a change of a known portal's application token needs: see :mod:`imbot_app.authority`.
+    """
+    info = verify_install(auth)
+    refusal = authority.admin_refusal(info.client_endpoint, auth.access_token, _session())
+    if refusal is not None:
+        raise AuthenticationFailed(f"token change for portal {auth.member_id}: {refusal}")
     return info
 
 
@@ -178,8 +192,9 @@ def authenticate(envelope: Envelope) -> Authenticated:
             raise AuthenticationFailed(f"portal {auth.member_id} is uninstalled")
         return Authenticated(portal=portal)
     if name == ev.APP_UPDATE and imbot_settings.VERIFY_INSTALL:
-        # An update may bring a new application token; only app.info can vouch for it.
-        return Authenticated(portal=portal, verified=verify_install(auth))
+        # An update may bring a new application token; only an administrator's token that
+        # app.info vouches for can prove it.
+        return Authenticated(portal=portal, verified=verify_admin(auth))
     raise AuthenticationFailed(
         f"wrong application_token for portal {auth.member_id} ({name})"
         if portal.application_token
@@ -225,13 +240,23 @@ def _authenticate_webhook(
 
 
 def _authenticate_install(portal: Portal | None, auth: ev.AuthBlock) -> Authenticated:
-    if imbot_settings.VERIFY_INSTALL:
+    # The install page verified a portal it stored without an application token: its first
+    # ONAPPINSTALL is verified too, whatever IMBOT_VERIFY_INSTALL says.
+    page_verified = (
+        portal is not None
+        and not portal.application_token
+        and portal.status != Portal.Status.UNINSTALLED
+    )
+    if imbot_settings.VERIFY_INSTALL or page_verified:
+        if portal is not None and not tokens_match(
+            portal.application_token, auth.application_token
+        ):
+            return Authenticated(portal=portal, verified=verify_admin(auth))
         return Authenticated(portal=portal, verified=verify_install(auth))
-    # Trust on first use, as Bitrix24's own examples do: only for a portal we do not know, one
-    # that uninstalled us, or one whose install page (verified with app.info, but given no
-    # application token) stored it without a token.  A known portal with a token must present
-    # it, or a forged install could take it over.
-    if portal is None or portal.status == Portal.Status.UNINSTALLED or not portal.application_token:
+    # Trust on first use, as Bitrix24's own examples do: only for a portal we do not know or
+    # one that uninstalled us.  A known portal with a token must present it, or a forged
+    # install could take it over.
+    if portal is None or portal.status == Portal.Status.UNINSTALLED:
         return Authenticated(portal=portal)
     if tokens_match(portal.application_token, auth.application_token):
         return Authenticated(portal=portal)

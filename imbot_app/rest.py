@@ -29,7 +29,7 @@ import requests
 from django.db import connection, transaction
 from django.db.models import F
 
-from . import errors
+from . import authority, errors
 from .conf import imbot_settings
 from .models import Credential, Portal
 from .ratelimit import LeakyBucket
@@ -313,9 +313,17 @@ class RestClient:
     def _oauth_refresh(self, credential: Credential) -> dict[str, Any]:
         if not credential.refresh_token:
             return {"error": "invalid_grant", "error_description": "no refresh token stored"}
+        # The client secret and the refresh token go only to an allow-listed OAuth server.
+        server = authority.allowed_oauth_server(self.portal.server_endpoint)
+        if server is None:
+            raise errors.BitrixError(
+                "OAUTH_SERVER_NOT_ALLOWED",
+                f"portal {self.portal}'s server_endpoint is not in IMBOT_OAUTH_SERVERS",
+                method="oauth",
+            )
         try:
             response = http_session().get(
-                oauth_token_url(self.portal.server_endpoint),
+                oauth_token_url(server),
                 params={
                     "grant_type": "refresh_token",
                     "client_id": imbot_settings.CLIENT_ID,

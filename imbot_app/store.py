@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import authority
 from . import events as ev
-from .auth import Authenticated
+from .auth import Authenticated, InstallInfo
 from .models import (
     Bot,
     Chat,
@@ -166,17 +167,23 @@ def _apply_lifecycle(
     if isinstance(event, ev.AppInstall) or (portal is None and envelope.name == ev.APP_INSTALL):
         if portal is None:
             portal = Portal(member_id=auth.member_id)
-        portal.domain = (verified.domain if verified and verified.domain else auth.domain)[:255]
-        portal.client_endpoint = (
-            verified.client_endpoint
-            if verified and verified.client_endpoint
-            else auth.client_endpoint
-        )[:255]
-        portal.server_endpoint = auth.server_endpoint[:255]
+        if verified is not None:
+            _apply_verified(portal, verified, auth)
+            if verified.user_id is not None:
+                portal.installer_user_id = verified.user_id
+        elif portal.pk is None or not portal.domain:
+            # Trusted on first use (IMBOT_VERIFY_INSTALL off): the payload names the portal,
+            # but never where its tokens go (see imbot_app.authority).
+            portal.domain = auth.domain[:255]
+            portal.client_endpoint = authority.portal_endpoint(auth.domain)[:255]
+            portal.server_endpoint = (
+                authority.allowed_oauth_server(auth.server_endpoint)
+                or authority.default_oauth_server()
+            )[:255]
+            portal.installer_user_id = auth.user_id
         portal.application_token = auth.application_token
         portal.status = Portal.Status.INSTALLED
         portal.plan = auth.status[:4]
-        portal.installer_user_id = auth.user_id
         if isinstance(event, ev.AppInstall):
             portal.language = event.language
             portal.app_version = event.version
@@ -189,6 +196,7 @@ def _apply_lifecycle(
     if isinstance(event, ev.AppUpdate):
         if verified is not None:
             portal.application_token = auth.application_token
+            _apply_verified(portal, verified, auth)
         portal.app_version = event.version or portal.app_version
         portal.language = event.language or portal.language
         portal.save()
@@ -211,22 +219,18 @@ def _apply_lifecycle(
         portal.credentials.all().delete()
         portal.commands.filter(deleted_at__isnull=True).update(deleted_at=now)
         portal.bots.filter(deleted_at__isnull=True).update(deleted_at=now)
-    else:
-        _refresh_endpoints(portal, auth)
+    # Any other event leaves the portal's domain and endpoints alone: only a verified install
+    # or update moves them (an application token is no licence to redirect the bot's tokens).
     return portal
 
 
-def _refresh_endpoints(portal: Portal, auth: ev.AuthBlock) -> None:
-    """Follow a portal that moved to a new domain; costs a query only when it did."""
-    changed = []
-    if auth.domain and auth.domain != portal.domain:
-        portal.domain = auth.domain[:255]
-        changed.append("domain")
-    if auth.client_endpoint and auth.client_endpoint != portal.client_endpoint:
-        portal.client_endpoint = auth.client_endpoint[:255]
-        changed.append("client_endpoint")
-    if changed:
-        portal.save(update_fields=[*changed, "updated_at"])
+def _apply_verified(portal: Portal, verified: InstallInfo, auth: ev.AuthBlock) -> None:
+    """Domain and endpoints from app.info's answer (checked by auth.verify_install)."""
+    portal.domain = (verified.domain or portal.domain)[:255]
+    portal.client_endpoint = verified.client_endpoint[:255]
+    portal.server_endpoint = (
+        authority.allowed_oauth_server(auth.server_endpoint) or portal.server_endpoint
+    )[:255]
 
 
 # --------------------------------------------------------------------------- rows
