@@ -64,6 +64,9 @@ class Authenticated:
     verified: InstallInfo | None = None
     # Webhook mode: the event told the member_id of the webhook's portal, recorded without one.
     bind_member_id: str | None = None
+    # The portal is uninstalled and this is its ONAPPUNINSTALL again: only a duplicate of the
+    # stored one is answered (200 duplicate); anything else is refused by the store.
+    replay_only: bool = False
 
 
 def tokens_match(stored: str, given: str) -> bool:
@@ -189,6 +192,8 @@ def authenticate(envelope: Envelope) -> Authenticated:
         raise AuthenticationFailed(f"unknown portal member_id={auth.member_id}")
     if tokens_match(portal.application_token, auth.application_token):
         if portal.status == Portal.Status.UNINSTALLED:
+            if name == ev.APP_UNINSTALL:
+                return Authenticated(portal=portal, replay_only=True)
             raise AuthenticationFailed(f"portal {auth.member_id} is uninstalled")
         return Authenticated(portal=portal)
     if name == ev.APP_UPDATE and imbot_settings.VERIFY_INSTALL:

@@ -21,11 +21,13 @@ from functools import partial
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import authority
 from . import events as ev
-from .auth import Authenticated, InstallInfo
+from .auth import Authenticated, AuthenticationFailed, InstallInfo
+from .delivery import delivery_digest
 from .models import (
     Bot,
     Chat,
@@ -73,18 +75,21 @@ def payload_digest(payload: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def dedup_key(event: ev.BitrixEvent | None, name: str, redacted: Any) -> str:
+def dedup_key(event: ev.BitrixEvent | None, name: str, redacted: Any, raw: Any = None) -> str:
     """What makes two deliveries "the same event".
 
-    Message events: the message id (an edit also hashes its new text, so a second edit is not
-    a duplicate of the first).  Commands: command and message id, plus ``ts`` for keyboard and
-    menu clicks, which repeat on the same message.  Anything else: the redacted payload.
+    Message events: the message id; an edit also its delivery (``ts``) and new text, so A ->
+    B -> A is three edits while a redelivered edit stays one.  Commands: command and message
+    id, plus ``ts`` for keyboard and menu clicks, which repeat on the same message.  Anything
+    else: a keyed digest of the raw payload, secrets included (:mod:`imbot_app.delivery`).
     """
+    whole = delivery_digest(raw) if raw is not None else payload_digest(redacted)
     if isinstance(event, ev.MessageAdd | ev.MessageDelete):
         return f"{name}:{event.message.message_id}"
     if isinstance(event, ev.MessageUpdate):
         text = hashlib.sha256(event.message.text_original.encode("utf-8")).hexdigest()[:16]
-        return f"{name}:{event.message.message_id}:{text}"
+        when = int(event.ts.timestamp()) if event.ts else whole[:16]
+        return f"{name}:{event.message.message_id}:{when}:{text}"
     if isinstance(event, ev.CommandAdd):
         ids = ",".join(str(c.command_id) for c in event.commands)
         message_ids = ",".join(str(c.message_id) for c in event.commands)
@@ -92,7 +97,7 @@ def dedup_key(event: ev.BitrixEvent | None, name: str, redacted: Any) -> str:
         if any(c.context in ("KEYBOARD", "MENU") for c in event.commands):
             key += f":{int(event.ts.timestamp()) if event.ts else payload_digest(redacted)[:16]}"
         return key[:255]
-    return f"{name}:{payload_digest(redacted)}"
+    return f"{name}:{whole}"
 
 
 def store_event(
@@ -114,7 +119,14 @@ def store_event(
     knowing about them, and without their parsing the payload a second time.
     """
     payload = redact(envelope.payload)
-    key = dedup_key(event, envelope.name, payload)
+    key = dedup_key(event, envelope.name, payload, envelope.payload)
+    if authenticated.replay_only:
+        # An uninstalled portal's redelivered ONAPPUNINSTALL: answered as the duplicate it is,
+        # and nothing else is let through.
+        existing = Event.objects.filter(portal=authenticated.portal, dedup_key=key).first()
+        if existing is None:
+            raise AuthenticationFailed(f"portal {envelope.auth.member_id} is uninstalled")
+        return StoreResult(event=existing, duplicate=True)
     for attempt in (1, 2):
         try:
             with transaction.atomic():
@@ -481,13 +493,23 @@ def _upsert_message(
     )
     update_fields: list[str]
     if isinstance(event, ev.MessageUpdate):
-        message.edited_at = now
-        update_fields = ["text", "text_original", "edited_at"]
-    elif isinstance(event, ev.MessageDelete):
+        # Edits may arrive out of order: one applies only over an older state (its ``ts``).
+        edited = event.ts or now
+        message.edited_at = edited
+        if Message.objects.filter(
+            Q(edited_at__isnull=True) | Q(edited_at__lte=edited),
+            portal=portal,
+            message_id=info.message_id,
+        ).update(text=info.text, text_original=info.text_original, edited_at=edited):
+            return
+        Message.objects.bulk_create([message], ignore_conflicts=True)
+        return
+    if isinstance(event, ev.MessageDelete):
         message.deleted_at = now
         update_fields = ["deleted_at"]
     else:
-        update_fields = ["text", "text_original", "chat", "author"]
+        # The message as first sent: an edit stored before it arrived keeps its text.
+        update_fields = ["chat", "author"]
     Message.objects.bulk_create(
         [message],
         update_conflicts=True,

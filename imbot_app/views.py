@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from rest_framework import status
 from rest_framework.exceptions import APIException
@@ -27,6 +28,7 @@ from rest_framework.views import APIView, exception_handler
 from .auth import AuthenticationFailed, authenticate
 from .conf import imbot_settings
 from .dispatch import event_stored
+from .models import Event
 from .parsers import LimitedJSONParser, PhpFormParser
 from .serializers import InvalidPayload, parse_envelope, parse_event
 from .store import store_event
@@ -48,6 +50,12 @@ def _error_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
             else response.data,
         }
     return response
+
+
+def stalled(event: Event) -> bool:
+    """Still ``received`` and nobody holds its claim (free, or expired with a dead worker)."""
+    expires = event.claim_expires_at
+    return event.status == Event.Status.RECEIVED and (expires is None or expires <= timezone.now())
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -98,9 +106,20 @@ class EventView(APIView):
             event = parse_event(envelope)
         except InvalidPayload as invalid:
             return self._store_invalid(request, envelope, authenticated, invalid.errors)
-        result = store_event(
-            envelope, event, authenticated, client_address(request._request), on_commit=event_stored
-        )
+        try:
+            result = store_event(
+                envelope,
+                event,
+                authenticated,
+                client_address(request._request),
+                on_commit=event_stored,
+            )
+        except AuthenticationFailed as failure:
+            logger.warning("refused %s: %s", envelope.name, failure.reason)
+            return Response(FORBIDDEN_BODY, status=status.HTTP_403_FORBIDDEN)
+        if result.duplicate and stalled(result.event):
+            # Its handlers never finished (a worker died): this copy starts them again.
+            event_stored(result.event)
         return Response(
             {
                 "status": "duplicate" if result.duplicate else "accepted",
