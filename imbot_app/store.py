@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from . import authority
 from . import events as ev
-from .auth import Authenticated, AuthenticationFailed, InstallInfo
+from .auth import Authenticated, AuthenticationFailed, InstallInfo, authenticate
 from .delivery import delivery_digest
 from .models import (
     Bot,
@@ -156,6 +156,10 @@ def store_event(
                 return StoreResult(event=existing, duplicate=True)
             if attempt == 2:
                 raise
+            if authenticated.portal is None and envelope.name == ev.APP_INSTALL:
+                # Another request installed this new portal first: this install is judged
+                # again, against the portal as that one stored it (raises if refused).
+                authenticated = authenticate(envelope)
             # Another request created a chat, user or bot we were creating; try again now
             # that its rows are committed.
     raise AssertionError("unreachable")

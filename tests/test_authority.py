@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
@@ -216,3 +217,13 @@ def test_admin_refuses_lookups_on_secret_columns(client, factory, model, lookup)
 
     assert response.status_code == 400, response.status_code
     assert client.get(url).status_code == 200
+
+
+def test_the_fake_answers_user_admin(fake_b24: FakeBitrix24) -> None:
+    """user.admin for a token the fake issued: false unless its user was made an admin."""
+    access, _ = fake_b24.issue_tokens("m" * 32, 5)
+    answer = requests.post(fake_b24.rest_url + "user.admin", data={"auth": access}, timeout=5)
+    assert answer.json()["result"] is False
+    fake_b24.set_admin("m" * 32, 5)
+    answer = requests.post(fake_b24.rest_url + "user.admin", data={"auth": access}, timeout=5)
+    assert answer.json()["result"] is True
