@@ -4,7 +4,9 @@ Bitrix24 signs nothing.  What it does is send ``auth[application_token]``, a sec
 and application, with every event; the first time with ONAPPINSTALL, together with an access
 token.  So: a new portal's install is checked by asking the OAuth server (``app.info``) whom
 the install's access token belongs to; every later event must carry the stored application
-token, compared in constant time.
+token, compared in constant time.  A *change* of a known portal's application token (install or
+update) must also come with an administrator's token (``user.admin``): see
+:mod:`imbot_app.authority` for why, and for where the app may send tokens at all.
 
 :func:`authenticate` returns what the store needs to know; it writes nothing but, in webhook
 mode (:mod:`imbot_app.webhook`), the record of the webhook's portal on its first event.

@@ -196,7 +196,8 @@ def _apply_lifecycle(
                 authority.allowed_oauth_server(auth.server_endpoint)
                 or authority.default_oauth_server()
             )[:255]
-            portal.installer_user_id = auth.user_id
+        if verified is None:
+            portal.installer_user_id = auth.user_id  # trusted on first use, as the rest is
         portal.application_token = auth.application_token
         portal.status = Portal.Status.INSTALLED
         portal.plan = auth.status[:4]
