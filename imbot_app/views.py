@@ -132,7 +132,8 @@ class EventView(APIView):
     ) -> Response:
         """Keep an authenticated event whose data is invalid, so nothing is lost, and say why."""
         body: dict[str, Any] = {"error": "invalid_event", "detail": errors}
-        if authenticated.portal is not None:
+        # (Not for an uninstalled portal: it only gets its ONAPPUNINSTALL's duplicate answered.)
+        if authenticated.portal is not None and not authenticated.replay_only:
             result = store_event(
                 envelope,
                 None,

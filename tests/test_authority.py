@@ -14,8 +14,8 @@ import requests
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from imbot_app import errors
-from imbot_app.models import Credential, Portal
+from imbot_app import authority, errors
+from imbot_app.models import Credential, Event, Portal
 from imbot_app.rest import RestClient
 from imbot_app.testing import EventFactory, FakeBitrix24, post_event
 
@@ -187,6 +187,35 @@ def test_verified_endpoint_off_the_portals_domain_is_refused(client, verifying, 
     settings.IMBOT_ENDPOINT_HOSTS = ["127.0.0.1"]
     assert post_event(client, events.install()).status_code == 200
     assert Portal.objects.get().client_endpoint == verifying.rest_url
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://portal.bitrix24.com/rest/", True),
+        ("https://PORTAL.bitrix24.com:443/rest/", True),
+        ("http://portal.bitrix24.com/rest/", False),
+        ("https://portal.bitrix24.com.evil.example/rest/", False),
+        ("https://portal.bitrix24.com@evil.example/rest/", False),
+        ("https://user:pw@portal.bitrix24.com/rest/", False),
+        ("https://portal.bitrix24.com:8443/rest/", False),
+        ("https://evil.example/rest/", False),
+        ("ftp://portal.bitrix24.com/rest/", False),
+        ("https://[::1/rest/", False),
+        ("http://127.0.0.1:9/rest/", True),  # allow-listed by the test settings
+        ("", False),
+    ],
+)
+def test_where_a_portals_tokens_may_go(url, allowed) -> None:
+    assert authority.endpoint_allowed(url, "portal.bitrix24.com") is allowed
+
+
+def test_an_uninstalled_portals_invalid_uninstall_is_not_stored(client, factory) -> None:
+    assert post_event(client, factory.uninstall()).status_code == 200
+    broken = factory.uninstall()
+    broken["data"]["CLEAN"] = "perhaps"  # not a Y/N flag: invalid data, authenticated portal
+    assert post_event(client, broken).status_code == 400
+    assert Event.objects.count() == 1
 
 
 # --------------------------------------------------------------------------- item 4
