@@ -18,6 +18,9 @@ DEFAULTS: dict[str, Any] = {
         "https://oauth.bitrix.info/rest/",
         "https://oauth.bitrix24.tech/rest/",
     ],
+    # Hosts a portal's REST endpoint (client_endpoint) may be on besides the portal's own
+    # domain over https, any scheme: only for tests and local fakes, e.g. ["127.0.0.1"].
+    "IMBOT_ENDPOINT_HOSTS": [],
     # The Bitrix24 application's client id and secret (from the developer console).
     "IMBOT_CLIENT_ID": "",
     "IMBOT_CLIENT_SECRET": "",

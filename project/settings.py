@@ -107,6 +107,8 @@ IMBOT_OAUTH_SERVERS = env.list(
     "IMBOT_OAUTH_SERVERS",
     default=["https://oauth.bitrix.info/rest/", "https://oauth.bitrix24.tech/rest/"],
 )
+# Hosts a portal's REST endpoint may be on besides https on its own domain (local fakes only).
+IMBOT_ENDPOINT_HOSTS = env.list("IMBOT_ENDPOINT_HOSTS", default=[])
 IMBOT_MAX_BODY_BYTES = env.int("IMBOT_MAX_BODY_BYTES", default=1024 * 1024)
 IMBOT_MAX_FIELDS = env.int("IMBOT_MAX_FIELDS", default=1000)
 IMBOT_MAX_DEPTH = env.int("IMBOT_MAX_DEPTH", default=16)

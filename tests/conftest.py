@@ -113,3 +113,10 @@ def _registration_stays_offline(settings: Any) -> None:
     at :class:`FakeBitrix24` and set ``IMBOT_REGISTER_ON_INSTALL = True`` themselves.
     """
     settings.IMBOT_REGISTER_ON_INSTALL = False
+
+
+@pytest.fixture(autouse=True)
+def _fake_endpoints_allowed(settings: Any) -> None:
+    """FakeBitrix24 serves REST on http://127.0.0.1: allow-list that host, as a local setup
+    would (a portal's REST endpoint must otherwise be https on its own domain)."""
+    settings.IMBOT_ENDPOINT_HOSTS = ["127.0.0.1"]

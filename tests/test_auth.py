@@ -45,6 +45,7 @@ def test_verified_install_creates_the_portal(client, verifying) -> None:
         client_id=CLIENT_ID,
         access_token=payload["auth"]["access_token"],
         domain="verified.bitrix24.com",
+        user_id=events.user_id,  # the installer is whom app.info says the token belongs to
     )
     payload["auth"]["client_endpoint"] = "https://attacker.example/rest/"
 
@@ -187,6 +188,7 @@ def test_update_with_a_new_token_is_verified_and_stored(client, verifying) -> No
         member_id=events.member_id,
         client_id=CLIENT_ID,
         access_token=payload["auth"]["access_token"],
+        client_endpoint=verifying.rest_url,  # where user.admin is asked
     )
     assert post_event(client, payload).status_code == 200
     portal = Portal.objects.get()

@@ -223,6 +223,7 @@ def test_the_bound_install_event_then_brings_the_application_token(
 ) -> None:
     settings.IMBOT_VERIFY_INSTALL = verify
     visit = Visit(fake)
+    fake.set_admin(visit.member_id, visit.user_id)  # who installs is an administrator
     visit.post(client)
     registered = len(fake.calls_to("imbot.register"))
     # After installFinish Bitrix24 delivers the ONAPPINSTALL the page bound.

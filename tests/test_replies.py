@@ -20,6 +20,7 @@ def live(db: None, settings: Any, fake_b24: FakeBitrix24) -> EventFactory:
     settings.IMBOT_SENDER = "imbot_app.outbound.sender.RestSender"
     settings.IMBOT_CLIENT_ID = fake_b24.client_id
     settings.IMBOT_CLIENT_SECRET = fake_b24.client_secret
+    settings.IMBOT_OAUTH_SERVERS = [fake_b24.rest_url]  # refreshes go only to these
     settings.IMBOT_RATE_LIMIT, settings.IMBOT_RATE_BURST = 1000.0, 1000
     return EventFactory.connected(fake_b24, commands={"echo": 103, "page": 7})
 

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def rest_settings(settings: Any, fake_b24: FakeBitrix24) -> Any:
     settings.IMBOT_CLIENT_ID = fake_b24.client_id
     settings.IMBOT_CLIENT_SECRET = fake_b24.client_secret
+    settings.IMBOT_OAUTH_SERVERS = [fake_b24.rest_url]  # refreshes go only to these
     settings.IMBOT_REST_BACKOFF = 0.01
     settings.IMBOT_RATE_LIMIT = 1000.0
     settings.IMBOT_RATE_BURST = 1000
@@ -226,7 +227,7 @@ def test_two_processes_refresh_once(rest_settings, fake_b24) -> None:
         url = f"sqlite:///{database['NAME']}"
     else:
         url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
-    env = {**os.environ, "DATABASE_URL": url}
+    env = {**os.environ, "DATABASE_URL": url, "IMBOT_OAUTH_SERVERS": fake_b24.rest_url}
     start = time.time() + 2.0
     processes = [
         subprocess.Popen(  # noqa: S603

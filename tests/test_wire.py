@@ -478,8 +478,9 @@ def test_decode_json_deep_document_with_a_huge_limit_is_still_a_wire_error() -> 
 
 def test_decode_json_field_limit_is_exact() -> None:
     body = b'{"a": [1, 2, {"b": "3"}], "c": null, "d": {}, "e": []}'
-    assert decode_json(body, max_fields=4)["a"][2] == {"b": "3"}
-    assert _error(decode_json, body, max_fields=3).code == "too_many_fields"
+    # Every value counts, containers too: a, 1, 2, {"b"}, "3", null, {}, [].
+    assert decode_json(body, max_fields=8)["a"][2] == {"b": "3"}
+    assert _error(decode_json, body, max_fields=7).code == "too_many_fields"
     leaves = b"{" + b", ".join(b'"k%d": %d' % (i, i) for i in range(1000)) + b"}"
     assert len(decode_json(leaves)) == wire.DEFAULT_MAX_FIELDS
     more = leaves[:-1] + b', "extra": 0}'

@@ -7,10 +7,12 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from .secrets import SecretLookupsRefused
+
 __all__ = ["RecordAdmin"]
 
 
-class RecordAdmin(admin.ModelAdmin):
+class RecordAdmin(SecretLookupsRefused):
     """Rows written by Bitrix24's events: looked at, never added or edited by hand.
 
     Deleting stays allowed (someone may have to erase a person's messages); editing would

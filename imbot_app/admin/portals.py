@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from imbot_app.admin.badges import badge
 from imbot_app.admin.masking import mask
+from imbot_app.admin.secrets import SecretLookupsRefused
 from imbot_app.models import Bot, Credential, Portal
 
 __all__ = ["CredentialAdmin", "PortalAdmin"]
@@ -48,7 +49,7 @@ class BotInline(admin.TabularInline):
 
 
 @admin.register(Portal)
-class PortalAdmin(admin.ModelAdmin):
+class PortalAdmin(SecretLookupsRefused):
     list_display = (
         "__str__",
         "member_id",
@@ -164,7 +165,7 @@ class PortalAdmin(admin.ModelAdmin):
 
 
 @admin.register(Credential)
-class CredentialAdmin(admin.ModelAdmin):
+class CredentialAdmin(SecretLookupsRefused):
     """One token set per portal and user, shown only as hints; read-only."""
 
     list_display = ("portal", "user_id", "access_token_hint", "expires_at", "updated_at")

@@ -4,7 +4,9 @@ Bitrix24 signs nothing.  What it does is send ``auth[application_token]``, a sec
 and application, with every event; the first time with ONAPPINSTALL, together with an access
 token.  So: a new portal's install is checked by asking the OAuth server (``app.info``) whom
 the install's access token belongs to; every later event must carry the stored application
-token, compared in constant time.
+token, compared in constant time.  A *change* of a known portal's application token (install or
+update) must also come with an administrator's token (``user.admin``): see
+:mod:`imbot_app.outbound.authority` for why, and for where the app may send tokens at all.
 
 :func:`authenticate` returns what the store needs to know; it writes nothing but, in webhook
 mode (:mod:`imbot_app.outbound.webhook`), the record of the webhook's portal on its first event.
@@ -25,7 +27,7 @@ from imbot_app import events as ev
 from imbot_app.conf import imbot_settings
 from imbot_app.events import Envelope
 from imbot_app.models import Portal
-from imbot_app.outbound import webhook
+from imbot_app.outbound import authority, webhook
 
 logger = logging.getLogger("imbot_app.auth")
 
@@ -64,6 +66,9 @@ class Authenticated:
     verified: InstallInfo | None = None
     # Webhook mode: the event told the member_id of the webhook's portal, recorded without one.
     bind_member_id: str | None = None
+    # The portal is uninstalled and this is its ONAPPUNINSTALL again: only a duplicate of the
+    # stored one is answered (200 duplicate); anything else is refused by the store.
+    replay_only: bool = False
 
 
 def tokens_match(stored: str, given: str) -> bool:
@@ -71,10 +76,6 @@ def tokens_match(stored: str, given: str) -> bool:
     if not stored or not given:
         return False
     return hmac.compare_digest(stored.encode("utf-8"), given.encode("utf-8"))
-
-
-def _normalise_endpoint(url: str) -> str:
-    return url.strip().rstrip("/").lower() + "/"
 
 
 def _session() -> requests.Session:
@@ -94,9 +95,8 @@ def verify_install(auth: ev.AuthBlock) -> InstallInfo:
     The server must be one of ``IMBOT_OAUTH_SERVERS``: the payload names it, so an attacker
     would otherwise pick a server that vouches for anything.
     """
-    allowed = {_normalise_endpoint(u) for u in imbot_settings.OAUTH_SERVERS}
-    server = _normalise_endpoint(auth.server_endpoint) if auth.server_endpoint else ""
-    if server not in allowed:
+    server = authority.allowed_oauth_server(auth.server_endpoint)
+    if server is None:
         raise AuthenticationFailed(
             f"install names server_endpoint {auth.server_endpoint!r}, "
             "which is not in IMBOT_OAUTH_SERVERS"
@@ -111,7 +111,7 @@ def verify_install(auth: ev.AuthBlock) -> InstallInfo:
         )
     try:
         response = _session().post(
-            server + "app.info",
+            authority.normalise_server(server) + "app.info",
             data={"auth": auth.access_token},
             timeout=imbot_settings.HTTP_TIMEOUT,
         )
@@ -129,11 +129,13 @@ def verify_install(auth: ev.AuthBlock) -> InstallInfo:
     result = body["result"] if isinstance(body["result"], dict) else {}
     install_raw = result.get("install")
     install: dict[str, Any] = install_raw if isinstance(install_raw, dict) else {}
+    domain = str(install.get("domain", ""))
+    endpoint = str(install.get("client_endpoint", "")) or authority.portal_endpoint(domain)
     info = InstallInfo(
         member_id=str(install.get("member_id", "")),
         client_id=str(result.get("client_id", "")),
-        domain=str(install.get("domain", "")),
-        client_endpoint=str(install.get("client_endpoint", "")),
+        domain=domain,
+        client_endpoint=endpoint,
         user_id=_int_or_none(result.get("user_id")),
         installed=install["installed"] if isinstance(install.get("installed"), bool) else None,
     )
@@ -146,6 +148,24 @@ def verify_install(auth: ev.AuthBlock) -> InstallInfo:
         raise AuthenticationFailed(
             f"app.info says the token belongs to client_id {info.client_id!r}, not IMBOT_CLIENT_ID"
         )
+    if not authority.endpoint_allowed(info.client_endpoint, info.domain):
+        raise AuthenticationFailed(
+            f"app.info names REST endpoint {info.client_endpoint[:200]!r}, which is not https "
+            f"on the portal's domain {info.domain[:200]!r} nor on IMBOT_ENDPOINT_HOSTS"
+        )
+    return info
+
+
+def verify_admin(auth: ev.AuthBlock) -> InstallInfo:
+    """:func:`verify_install`, and the token's user must be an administrator of the portal.
+
+    What a change of a known portal's application token needs: see
+    :mod:`imbot_app.outbound.authority`.
+    """
+    info = verify_install(auth)
+    refusal = authority.admin_refusal(info.client_endpoint, auth.access_token, _session())
+    if refusal is not None:
+        raise AuthenticationFailed(f"token change for portal {auth.member_id}: {refusal}")
     return info
 
 
@@ -175,11 +195,14 @@ def authenticate(envelope: Envelope) -> Authenticated:
         raise AuthenticationFailed(f"unknown portal member_id={auth.member_id}")
     if tokens_match(portal.application_token, auth.application_token):
         if portal.status == Portal.Status.UNINSTALLED:
+            if name == ev.APP_UNINSTALL:
+                return Authenticated(portal=portal, replay_only=True)
             raise AuthenticationFailed(f"portal {auth.member_id} is uninstalled")
         return Authenticated(portal=portal)
     if name == ev.APP_UPDATE and imbot_settings.VERIFY_INSTALL:
-        # An update may bring a new application token; only app.info can vouch for it.
-        return Authenticated(portal=portal, verified=verify_install(auth))
+        # An update may bring a new application token; only an administrator's token that
+        # app.info vouches for can prove it.
+        return Authenticated(portal=portal, verified=verify_admin(auth))
     raise AuthenticationFailed(
         f"wrong application_token for portal {auth.member_id} ({name})"
         if portal.application_token
@@ -225,13 +248,23 @@ def _authenticate_webhook(
 
 
 def _authenticate_install(portal: Portal | None, auth: ev.AuthBlock) -> Authenticated:
-    if imbot_settings.VERIFY_INSTALL:
+    # The install page verified a portal it stored without an application token: its first
+    # ONAPPINSTALL is verified too, whatever IMBOT_VERIFY_INSTALL says.
+    page_verified = (
+        portal is not None
+        and not portal.application_token
+        and portal.status != Portal.Status.UNINSTALLED
+    )
+    if imbot_settings.VERIFY_INSTALL or page_verified:
+        if portal is not None and not tokens_match(
+            portal.application_token, auth.application_token
+        ):
+            return Authenticated(portal=portal, verified=verify_admin(auth))
         return Authenticated(portal=portal, verified=verify_install(auth))
-    # Trust on first use, as Bitrix24's own examples do: only for a portal we do not know, one
-    # that uninstalled us, or one whose install page (verified with app.info, but given no
-    # application token) stored it without a token.  A known portal with a token must present
-    # it, or a forged install could take it over.
-    if portal is None or portal.status == Portal.Status.UNINSTALLED or not portal.application_token:
+    # Trust on first use, as Bitrix24's own examples do: only for a portal we do not know or
+    # one that uninstalled us.  A known portal with a token must present it, or a forged
+    # install could take it over.
+    if portal is None or portal.status == Portal.Status.UNINSTALLED:
         return Authenticated(portal=portal)
     if tokens_match(portal.application_token, auth.application_token):
         return Authenticated(portal=portal)

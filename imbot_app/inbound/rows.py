@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from imbot_app import events as ev
@@ -276,13 +277,23 @@ def _upsert_message(
     )
     update_fields: list[str]
     if isinstance(event, ev.MessageUpdate):
-        message.edited_at = now
-        update_fields = ["text", "text_original", "edited_at"]
-    elif isinstance(event, ev.MessageDelete):
+        # Edits may arrive out of order: one applies only over an older state (its ``ts``).
+        edited = event.ts or now
+        message.edited_at = edited
+        if Message.objects.filter(
+            Q(edited_at__isnull=True) | Q(edited_at__lte=edited),
+            portal=portal,
+            message_id=info.message_id,
+        ).update(text=info.text, text_original=info.text_original, edited_at=edited):
+            return
+        Message.objects.bulk_create([message], ignore_conflicts=True)
+        return
+    if isinstance(event, ev.MessageDelete):
         message.deleted_at = now
         update_fields = ["deleted_at"]
     else:
-        update_fields = ["text", "text_original", "chat", "author"]
+        # The message as first sent: an edit stored before it arrived keeps its text.
+        update_fields = ["chat", "author"]
     Message.objects.bulk_create(
         [message],
         update_conflicts=True,

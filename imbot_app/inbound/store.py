@@ -24,12 +24,14 @@ from django.utils import timezone
 
 from imbot_app import events as ev
 from imbot_app.events import Envelope
-from imbot_app.inbound.auth import Authenticated
+from imbot_app.inbound.auth import Authenticated, AuthenticationFailed, InstallInfo, authenticate
+from imbot_app.inbound.delivery import delivery_digest
 from imbot_app.inbound.rows import bot_ids, store_rows
 from imbot_app.models import (
     Event,
     Portal,
 )
+from imbot_app.outbound import authority
 
 REDACTED = "[redacted]"
 # Keys whose values are secrets wherever they appear in a payload.
@@ -65,18 +67,21 @@ def payload_digest(payload: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def dedup_key(event: ev.BitrixEvent | None, name: str, redacted: Any) -> str:
+def dedup_key(event: ev.BitrixEvent | None, name: str, redacted: Any, raw: Any = None) -> str:
     """What makes two deliveries "the same event".
 
-    Message events: the message id (an edit also hashes its new text, so a second edit is not
-    a duplicate of the first).  Commands: command and message id, plus ``ts`` for keyboard and
-    menu clicks, which repeat on the same message.  Anything else: the redacted payload.
+    Message events: the message id; an edit also its delivery (``ts``) and new text, so A ->
+    B -> A is three edits while a redelivered edit stays one.  Commands: command and message
+    id, plus ``ts`` for keyboard and menu clicks, which repeat on the same message.  Anything
+    else: a keyed digest of the raw payload, secrets included (:mod:`imbot_app.inbound.delivery`).
     """
+    whole = delivery_digest(raw) if raw is not None else payload_digest(redacted)
     if isinstance(event, ev.MessageAdd | ev.MessageDelete):
         return f"{name}:{event.message.message_id}"
     if isinstance(event, ev.MessageUpdate):
         text = hashlib.sha256(event.message.text_original.encode("utf-8")).hexdigest()[:16]
-        return f"{name}:{event.message.message_id}:{text}"
+        when = int(event.ts.timestamp()) if event.ts else whole[:16]
+        return f"{name}:{event.message.message_id}:{when}:{text}"
     if isinstance(event, ev.CommandAdd):
         ids = ",".join(str(c.command_id) for c in event.commands)
         message_ids = ",".join(str(c.message_id) for c in event.commands)
@@ -84,7 +89,7 @@ def dedup_key(event: ev.BitrixEvent | None, name: str, redacted: Any) -> str:
         if any(c.context in ("KEYBOARD", "MENU") for c in event.commands):
             key += f":{int(event.ts.timestamp()) if event.ts else payload_digest(redacted)[:16]}"
         return key[:255]
-    return f"{name}:{payload_digest(redacted)}"
+    return f"{name}:{whole}"
 
 
 def store_event(
@@ -106,7 +111,14 @@ def store_event(
     knowing about them, and without their parsing the payload a second time.
     """
     payload = redact(envelope.payload)
-    key = dedup_key(event, envelope.name, payload)
+    key = dedup_key(event, envelope.name, payload, envelope.payload)
+    if authenticated.replay_only:
+        # An uninstalled portal's redelivered ONAPPUNINSTALL: answered as the duplicate it is,
+        # and nothing else is let through.
+        existing = Event.objects.filter(portal=authenticated.portal, dedup_key=key).first()
+        if existing is None:
+            raise AuthenticationFailed(f"portal {envelope.auth.member_id} is uninstalled")
+        return StoreResult(event=existing, duplicate=True)
     for attempt in (1, 2):
         try:
             with transaction.atomic():
@@ -136,6 +148,10 @@ def store_event(
                 return StoreResult(event=existing, duplicate=True)
             if attempt == 2:
                 raise
+            if authenticated.portal is None and envelope.name == ev.APP_INSTALL:
+                # Another request installed this new portal first: this install is judged
+                # again, against the portal as that one stored it (raises if refused).
+                authenticated = authenticate(envelope)
             # Another request created a chat, user or bot we were creating; try again now
             # that its rows are committed.
     raise AssertionError("unreachable")
@@ -159,17 +175,24 @@ def _apply_lifecycle(
     if isinstance(event, ev.AppInstall) or (portal is None and envelope.name == ev.APP_INSTALL):
         if portal is None:
             portal = Portal(member_id=auth.member_id)
-        portal.domain = (verified.domain if verified and verified.domain else auth.domain)[:255]
-        portal.client_endpoint = (
-            verified.client_endpoint
-            if verified and verified.client_endpoint
-            else auth.client_endpoint
-        )[:255]
-        portal.server_endpoint = auth.server_endpoint[:255]
+        if verified is not None:
+            _apply_verified(portal, verified, auth)
+            if verified.user_id is not None:
+                portal.installer_user_id = verified.user_id
+        elif portal.pk is None or not portal.domain:
+            # Trusted on first use (IMBOT_VERIFY_INSTALL off): the payload names the portal,
+            # but never where its tokens go (see imbot_app.outbound.authority).
+            portal.domain = auth.domain[:255]
+            portal.client_endpoint = authority.portal_endpoint(auth.domain)[:255]
+            portal.server_endpoint = (
+                authority.allowed_oauth_server(auth.server_endpoint)
+                or authority.default_oauth_server()
+            )[:255]
+        if verified is None:
+            portal.installer_user_id = auth.user_id  # trusted on first use, as the rest is
         portal.application_token = auth.application_token
         portal.status = Portal.Status.INSTALLED
         portal.plan = auth.status[:4]
-        portal.installer_user_id = auth.user_id
         if isinstance(event, ev.AppInstall):
             portal.language = event.language
             portal.app_version = event.version
@@ -182,6 +205,7 @@ def _apply_lifecycle(
     if isinstance(event, ev.AppUpdate):
         if verified is not None:
             portal.application_token = auth.application_token
+            _apply_verified(portal, verified, auth)
         portal.app_version = event.version or portal.app_version
         portal.language = event.language or portal.language
         portal.save()
@@ -204,19 +228,15 @@ def _apply_lifecycle(
         portal.credentials.all().delete()
         portal.commands.filter(deleted_at__isnull=True).update(deleted_at=now)
         portal.bots.filter(deleted_at__isnull=True).update(deleted_at=now)
-    else:
-        _refresh_endpoints(portal, auth)
+    # Any other event leaves the portal's domain and endpoints alone: only a verified install
+    # or update moves them (an application token is no licence to redirect the bot's tokens).
     return portal
 
 
-def _refresh_endpoints(portal: Portal, auth: ev.AuthBlock) -> None:
-    """Follow a portal that moved to a new domain; costs a query only when it did."""
-    changed = []
-    if auth.domain and auth.domain != portal.domain:
-        portal.domain = auth.domain[:255]
-        changed.append("domain")
-    if auth.client_endpoint and auth.client_endpoint != portal.client_endpoint:
-        portal.client_endpoint = auth.client_endpoint[:255]
-        changed.append("client_endpoint")
-    if changed:
-        portal.save(update_fields=[*changed, "updated_at"])
+def _apply_verified(portal: Portal, verified: InstallInfo, auth: ev.AuthBlock) -> None:
+    """Domain and endpoints from app.info's answer (checked by auth.verify_install)."""
+    portal.domain = (verified.domain or portal.domain)[:255]
+    portal.client_endpoint = verified.client_endpoint[:255]
+    portal.server_endpoint = (
+        authority.allowed_oauth_server(auth.server_endpoint) or portal.server_endpoint
+    )[:255]

@@ -33,6 +33,7 @@ from django.db.models import F
 from imbot_app import errors
 from imbot_app.conf import imbot_settings
 from imbot_app.models import Credential, Portal
+from imbot_app.outbound import authority
 from imbot_app.outbound.ratelimit import LeakyBucket
 from imbot_app.outbound.webhook import WebhookConfig, webhook_config
 from imbot_app.wire import encode_form
@@ -314,9 +315,17 @@ class RestClient:
     def _oauth_refresh(self, credential: Credential) -> dict[str, Any]:
         if not credential.refresh_token:
             return {"error": "invalid_grant", "error_description": "no refresh token stored"}
+        # The client secret and the refresh token go only to an allow-listed OAuth server.
+        server = authority.allowed_oauth_server(self.portal.server_endpoint)
+        if server is None:
+            raise errors.BitrixError(
+                "OAUTH_SERVER_NOT_ALLOWED",
+                f"portal {self.portal}'s server_endpoint is not in IMBOT_OAUTH_SERVERS",
+                method="oauth",
+            )
         try:
             response = http_session().get(
-                oauth_token_url(self.portal.server_endpoint),
+                oauth_token_url(server),
                 params={
                     "grant_type": "refresh_token",
                     "client_id": imbot_settings.CLIENT_ID,

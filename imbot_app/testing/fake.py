@@ -6,7 +6,7 @@ It plays both of Bitrix24's servers a bot talks to:
   access token issued with it dies when it is spent) and ``/rest/app.info``;
 - a portal's REST API: ``/rest/<method>`` for the ``imbot.*`` methods a bot uses, ``event.bind``
   / ``event.unbind`` / ``event.get`` and ``batch``, with the access token in ``auth`` (JSON body,
-  form body or query string).
+  form body or query string), and ``user.admin`` (is the token's user an administrator?).
 
 Errors are Bitrix24's real payloads (``expired_token``, ``invalid_token``, ``invalid_grant``,
 ``QUERY_LIMIT_EXCEEDED``, ``MESSAGE_EMPTY``, ...).  Every call is recorded for assertions, and
@@ -77,6 +77,8 @@ class FakeBitrix24(OAuthServer, FaultInjection, ImbotMethods):
         self._ids = itertools.count(1001)
         self._faults: list[Answer] = []
         self._webhooks: dict[tuple[int, str], str] = {}
+        # (member_id, user_id) of the portals' administrators, for ``user.admin``.
+        self.admins: set[tuple[str, int]] = set()
         self._method_faults: list[Fault] = []
         self._throttled = 0
         self._rate: tuple[float, int] | None = None
@@ -171,13 +173,16 @@ class FakeBitrix24(OAuthServer, FaultInjection, ImbotMethods):
         client_endpoint: str = "",
         user_id: int = 1,
         installed: bool = True,
+        admin: bool = True,
     ) -> None:
         """Make ``app.info`` vouch that ``access_token`` is ``client_id`` installed on a portal.
 
         ``client_endpoint`` is the portal's REST address app.info reports (default
         ``https://<domain>/rest/``), ``user_id`` whose token it is, and ``installed`` whether
         the installation is finished (``False`` while an install page is still open).
+        ``admin``: what ``user.admin`` answers for the token (only administrators install).
         """
+        self.set_admin(member_id, user_id, admin)
         with self._lock:
             self.installs[access_token] = {
                 "member_id": member_id,
@@ -187,6 +192,14 @@ class FakeBitrix24(OAuthServer, FaultInjection, ImbotMethods):
                 "user_id": user_id,
                 "installed": installed,
             }
+
+    def set_admin(self, member_id: str, user_id: int, admin: bool = True) -> None:
+        """Make ``user.admin`` answer ``admin`` for ``user_id``'s tokens on the portal."""
+        with self._lock:
+            if admin:
+                self.admins.add((member_id, user_id))
+            else:
+                self.admins.discard((member_id, user_id))
 
     def next_id(self) -> int:
         """A fresh id from the portal's one sequence (messages, bots and commands share it)."""
@@ -294,6 +307,8 @@ class FakeBitrix24(OAuthServer, FaultInjection, ImbotMethods):
             self.calls.append(RecordedCall(method, dict(params), token, webhook=via_webhook))
             if method == "app.info" and not via_webhook:
                 return self._app_info(token)
+            if method == "user.admin" and not via_webhook:
+                return self._user_admin(token)
             if self._faults:
                 return self._faults.pop(0)
             if self._throttled > 0:
@@ -348,6 +363,18 @@ class FakeBitrix24(OAuthServer, FaultInjection, ImbotMethods):
             self._portals.setdefault(member_id, FakePortal(member_id=member_id, domain=domain))
             self._webhooks[(user_id, code)] = member_id
         return f"{self.url}/rest/{user_id}/{code}/"
+
+    def _user_admin(self, token: Any) -> Answer:
+        """``{"result": true|false}``: is the token's user an administrator of its portal?"""
+        install = self.installs.get(str(token or ""))
+        if install is not None:
+            who = (str(install["member_id"]), int(install.get("user_id", 1)))
+        else:
+            info = self._tokens.get(str(token or ""))
+            if info is None or info.expired:
+                return error_answer(401, "invalid_token", "Unable to get application by token")
+            who = (info.member_id, info.user_id)
+        return self._wrap((200, {"result": who in self.admins}))
 
     @staticmethod
     def _wrap(answer: Answer) -> Answer:

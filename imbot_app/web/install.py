@@ -23,10 +23,10 @@ cross-site) and may be framed (X-Frame-Options exempt), this view only.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -48,6 +48,7 @@ logger = logging.getLogger("imbot_app.install")
 TEMPLATE = "imbot_app/install.html"
 # Longest values stored from the request (Bitrix24's are far shorter).
 MAX_TOKEN = 255
+MAX_EXPIRES_DIGITS = 9
 
 
 def page_params(request: HttpRequest) -> dict[str, str]:
@@ -106,15 +107,25 @@ def store_install(info: InstallInfo, server: str, params: dict[str, str]) -> Por
             portal.installed_at = now
             portal.uninstalled_at = None
         portal.save()
-        expires = params.get("AUTH_EXPIRES", "")
         defaults: dict[str, Any] = {
             "access_token": params["AUTH_ID"][:MAX_TOKEN],
-            "expires_at": now + timedelta(seconds=int(expires)) if expires.isdigit() else None,
+            "expires_at": expires_at(now, params.get("AUTH_EXPIRES", "")),
         }
         if params.get("REFRESH_ID"):
             defaults["refresh_token"] = params["REFRESH_ID"][:MAX_TOKEN]
         Credential.objects.update_or_create(portal=portal, user_id=info.user_id, defaults=defaults)
     return portal
+
+
+def expires_at(now: datetime, seconds: str) -> datetime | None:
+    """``now + AUTH_EXPIRES`` seconds, or ``None`` for anything but a plausible count.
+
+    ``str.isdigit`` accepts "²" and a count of any length, which ``int`` or ``timedelta``
+    then refuse: only up to nine ASCII digits (about 31 years) are taken.
+    """
+    if not (seconds.isascii() and seconds.isdigit()) or len(seconds) > MAX_EXPIRES_DIGITS:
+        return None
+    return now + timedelta(seconds=int(seconds))
 
 
 def _page(request: HttpRequest, status: int = 200, **context: Any) -> HttpResponse:
@@ -161,7 +172,11 @@ class InstallView(View):
                 language=language,
                 error="Bitrix24 did not confirm this installation, so nothing was stored.",
             )
-        portal = store_install(info, server, params)
+        try:
+            portal = store_install(info, server, params)
+        except IntegrityError:
+            # An ONAPPINSTALL (or another visit) created the portal meanwhile: now it exists.
+            portal = store_install(info, server, params)
         plan, error = self.register(portal)
         return _page(
             request,

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from rest_framework import status
 from rest_framework.exceptions import APIException
@@ -30,6 +31,7 @@ from imbot_app.errors import InvalidPayload
 from imbot_app.inbound.auth import AuthenticationFailed, authenticate
 from imbot_app.inbound.parsers import LimitedJSONParser, PhpFormParser
 from imbot_app.inbound.store import store_event
+from imbot_app.models import Event
 from imbot_app.protocol import parse_envelope, parse_event
 
 logger = logging.getLogger("imbot_app.views")
@@ -49,6 +51,12 @@ def _error_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
             else response.data,
         }
     return response
+
+
+def stalled(event: Event) -> bool:
+    """Still ``received`` and nobody holds its claim (free, or expired with a dead worker)."""
+    expires = event.claim_expires_at
+    return event.status == Event.Status.RECEIVED and (expires is None or expires <= timezone.now())
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -99,9 +107,20 @@ class EventView(APIView):
             event = parse_event(envelope)
         except InvalidPayload as invalid:
             return self._store_invalid(request, envelope, authenticated, invalid.errors)
-        result = store_event(
-            envelope, event, authenticated, client_address(request._request), on_commit=event_stored
-        )
+        try:
+            result = store_event(
+                envelope,
+                event,
+                authenticated,
+                client_address(request._request),
+                on_commit=event_stored,
+            )
+        except AuthenticationFailed as failure:
+            logger.warning("refused %s: %s", envelope.name, failure.reason)
+            return Response(FORBIDDEN_BODY, status=status.HTTP_403_FORBIDDEN)
+        if result.duplicate and stalled(result.event):
+            # Its handlers never finished (a worker died): this copy starts them again.
+            event_stored(result.event)
         return Response(
             {
                 "status": "duplicate" if result.duplicate else "accepted",
@@ -114,7 +133,8 @@ class EventView(APIView):
     ) -> Response:
         """Keep an authenticated event whose data is invalid, so nothing is lost, and say why."""
         body: dict[str, Any] = {"error": "invalid_event", "detail": errors}
-        if authenticated.portal is not None:
+        # (Not for an uninstalled portal: it only gets its ONAPPUNINSTALL's duplicate answered.)
+        if authenticated.portal is not None and not authenticated.replay_only:
             result = store_event(
                 envelope,
                 None,

@@ -249,11 +249,19 @@ def _check_text(text: str) -> None:
 
 
 def _check_json_shape(value: Any, max_fields: int, max_depth: int) -> None:
-    """Walk the decoded document without recursion, counting leaves and depth."""
-    leaves = 0
+    """Walk the decoded document without recursion, counting values and depth.
+
+    Every value below the top-level object counts as a field, containers included: counting
+    leaves only would let 70,000 empty objects through a 1,000-field limit.
+    """
+    fields = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
+        if depth > 1:
+            fields += 1
+            if fields > max_fields:
+                raise WireError("too_many_fields", f"more than {max_fields} fields in the body")
         if isinstance(node, dict):
             for key in node:
                 _check_text(key)
@@ -261,9 +269,6 @@ def _check_json_shape(value: Any, max_fields: int, max_depth: int) -> None:
         elif isinstance(node, list):
             children = iter(node)
         else:
-            leaves += 1
-            if leaves > max_fields:
-                raise WireError("too_many_fields", f"more than {max_fields} fields in the body")
             if isinstance(node, str):
                 _check_text(node)
             continue

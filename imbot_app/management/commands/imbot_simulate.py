@@ -8,8 +8,10 @@ the bot answered.
 
 The app must trust the fake as an OAuth server and know its client id:
 ``IMBOT_OAUTH_SERVERS=http://127.0.0.1:8765/rest/ IMBOT_CLIENT_ID=local.imbot.test
-IMBOT_CLIENT_SECRET=fake-client-secret``.  ``--serve PORT`` (what ``make demo`` runs) starts
-this project's development server so configured, talks to it, and stops it.
+IMBOT_CLIENT_SECRET=fake-client-secret IMBOT_ENDPOINT_HOSTS=127.0.0.1`` (the fake's REST API is
+plain http on 127.0.0.1, which a portal's endpoint may only be on when allow-listed).
+``--serve PORT`` (what ``make demo`` runs) starts this project's development server so
+configured, talks to it, and stops it.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Command(BaseCommand):
         env = {
             **os.environ,
             "IMBOT_OAUTH_SERVERS": fake.rest_url,
+            "IMBOT_ENDPOINT_HOSTS": "127.0.0.1",
             "IMBOT_CLIENT_ID": fake.client_id,
             "IMBOT_CLIENT_SECRET": fake.client_secret,
             "IMBOT_PUBLIC_URL": f"http://127.0.0.1:{port}",
@@ -125,7 +128,7 @@ class Command(BaseCommand):
                 f"the app refused the install ({answer.status_code} {answer.text.strip()}).\n"
                 f"Start it trusting the fake: IMBOT_OAUTH_SERVERS={fake.rest_url} "
                 f"IMBOT_CLIENT_ID={fake.client_id} IMBOT_CLIENT_SECRET={fake.client_secret} "
-                "(or run `make demo`)."
+                "IMBOT_ENDPOINT_HOSTS=127.0.0.1 (or run `make demo`)."
             )
         self.stdout.write(self.style.SUCCESS(f"  installed (event {answer.json()['event_id']})"))
         self._pick_bot(fake, factory)
