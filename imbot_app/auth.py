@@ -23,6 +23,7 @@ import requests
 
 from . import events as ev
 from . import webhook
+from .sealing import token_matches
 from .conf import imbot_settings
 from .models import Portal
 from .serializers import Envelope
@@ -173,7 +174,7 @@ def authenticate(envelope: Envelope) -> Authenticated:
         return _authenticate_install(portal, auth)
     if portal is None:
         raise AuthenticationFailed(f"unknown portal member_id={auth.member_id}")
-    if tokens_match(portal.application_token, auth.application_token):
+    if token_matches(portal.application_token, auth.application_token):
         if portal.status == Portal.Status.UNINSTALLED:
             raise AuthenticationFailed(f"portal {auth.member_id} is uninstalled")
         return Authenticated(portal=portal)
@@ -233,7 +234,7 @@ def _authenticate_install(portal: Portal | None, auth: ev.AuthBlock) -> Authenti
     # it, or a forged install could take it over.
     if portal is None or portal.status == Portal.Status.UNINSTALLED or not portal.application_token:
         return Authenticated(portal=portal)
-    if tokens_match(portal.application_token, auth.application_token):
+    if token_matches(portal.application_token, auth.application_token):
         return Authenticated(portal=portal)
     raise AuthenticationFailed(
         f"install for already installed portal {auth.member_id} with a different "
