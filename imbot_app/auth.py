@@ -23,9 +23,9 @@ import requests
 
 from . import events as ev
 from . import webhook
-from .sealing import token_matches
 from .conf import imbot_settings
 from .models import Portal
+from .sealing import token_matches
 from .serializers import Envelope
 
 logger = logging.getLogger("imbot_app.auth")

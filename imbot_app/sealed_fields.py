@@ -29,7 +29,7 @@ class _NoLookups:
         return None
 
 
-class SealedTextField(_NoLookups, models.TextField):  # type: ignore[misc]
+class SealedTextField(_NoLookups, models.TextField):
     """Plaintext in Python, ``fernet:<kid>:<token>`` in the column (the empty string stays empty).
 
     Sealing happens in ``get_prep_value``, so ``save()``, ``bulk_create`` (upserts included) and
@@ -48,7 +48,7 @@ class SealedTextField(_NoLookups, models.TextField):  # type: ignore[misc]
         return sealing.seal(value)
 
 
-class DigestField(_NoLookups, models.CharField):  # type: ignore[misc]
+class DigestField(_NoLookups, models.CharField):
     """A token kept only as its HMAC digest (:func:`imbot_app.sealing.digest`).
 
     Assign the token itself; saving replaces the attribute with the digest (like ``auto_now``

@@ -36,12 +36,14 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+from .conf import imbot_settings
+
 SEALED_PREFIX = "fernet:"
 DIGEST_PREFIX = "hmac:"
 
 
 class UnsealError(ValueError):
-    """A sealed value that no key in ``IMBOT_ENCRYPTION_KEYS`` opens (a key was dropped too soon)."""
+    """A sealed value no key in ``IMBOT_ENCRYPTION_KEYS`` opens (a key was dropped too soon)."""
 
 
 class TokenDigest(str):
@@ -98,10 +100,10 @@ def _keyring(materials: tuple[str, ...]) -> Keyring:
 
 def key_materials() -> tuple[str, ...]:
     """``IMBOT_ENCRYPTION_KEYS`` as a tuple, or ``(SECRET_KEY,)`` when it is not set."""
-    configured = getattr(settings, "IMBOT_ENCRYPTION_KEYS", None)
+    configured = imbot_settings.ENCRYPTION_KEYS
+    if isinstance(configured, str) and configured:
+        return (configured,)
     if configured:
-        if isinstance(configured, str):
-            return (configured,)
         return tuple(str(k) for k in configured)
     return (str(settings.SECRET_KEY),)
 
