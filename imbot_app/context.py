@@ -28,6 +28,7 @@ from django.utils.module_loading import import_string
 from . import blocks
 from . import events as ev
 from .conf import imbot_settings
+from .logsafe import safe
 from .models import Bot, Chat, ChatUser, CommandInvocation, Event, Message, Portal
 from .serializers import parse_envelope, parse_event
 
@@ -91,12 +92,12 @@ class PendingSender:
 
     def send(self, call: OutgoingCall) -> None:
         pending_logger.info(
-            "pending (not sent): %s on %s as bot %s for event %s: %r",
+            "pending (not sent): %s on %s as bot %s for event %s: %s",
             call.method,
-            call.portal,
+            safe(str(call.portal)),
             call.bot_id,
             call.event.pk,
-            call.params,
+            safe(call.params, 2000),
         )
         return None
 

@@ -53,6 +53,7 @@ from . import context as ctx
 from . import events as ev
 from . import signals
 from .conf import imbot_settings
+from .logsafe import safe, safe_text
 from .models import Event, HandlerRun, Message
 from .routing import NO_ARGUMENTS, Match, Route, handler_path
 
@@ -131,7 +132,7 @@ def event_stored(event: Event, parsed: ev.BitrixEvent | None = None) -> None:
             "event %s (%s) is stored but its handlers could not be started in %s mode; "
             "it stays 'received' until replayed",
             event.pk,
-            event.name,
+            safe(event.name),
             mode,
         )
 
@@ -571,8 +572,8 @@ class _EventRun:
                 "handler %s failed for event %s (%s): %s",
                 key,
                 self.event.pk,
-                self.event.name,
-                run.error,
+                safe(self.event.name),
+                safe_text(run.error),
                 exc_info=failure,
             )
             target = (

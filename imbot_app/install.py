@@ -39,6 +39,7 @@ from . import events as ev
 from .auth import AuthenticationFailed, InstallInfo, verify_install
 from .bots import declared_bots
 from .conf import imbot_settings
+from .logsafe import safe, safe_text
 from .models import Credential, Portal
 from .registration import Plan, sync_portal
 
@@ -153,7 +154,11 @@ class InstallView(View):
             if info.user_id is None:
                 raise AuthenticationFailed("app.info did not say whose token it is (user_id)")
         except AuthenticationFailed as failure:
-            logger.warning("install page refused (member_id %s): %s", params["member_id"], failure)
+            logger.warning(
+                "install page refused (member_id %s): %s",
+                safe(params["member_id"]),
+                safe_text(failure),
+            )
             return _page(
                 request,
                 403,
@@ -183,7 +188,7 @@ class InstallView(View):
                 return None, ""
             plan = sync_portal(portal)
         except Exception as exc:
-            logger.exception("install page: registering the bots on %s failed", portal)
+            logger.exception("install page: registering the bots on %s failed", safe(str(portal)))
             message = f"cannot register the declared bots: {exc}"
             Portal.objects.filter(pk=portal.pk).update(registration_error=message)
             return None, message

@@ -39,6 +39,7 @@ from .bots import DeclarationError, declared_bots
 from .conf import imbot_settings
 from .context import AppContext
 from .errors import ImbotError
+from .logsafe import safe
 from .models import ChatUser, CommandInvocation, Event, Message, Portal
 from .registration import sync_portal
 from .routing import NO_ARGUMENTS, Match, Route
@@ -86,7 +87,7 @@ def _sync(portal: Portal, *, rebind: bool) -> None:
         raise RegistrationFailed(plan.error)
     logger.info(
         "portal %s: declared bots registered (%d actions, %d unchanged)",
-        portal,
+        safe(str(portal)),
         len(plan.actions),
         len(plan.unchanged),
     )
@@ -95,7 +96,7 @@ def _sync(portal: Portal, *, rebind: bool) -> None:
 def clean_portal_data(app: AppContext) -> None:
     """ONAPPUNINSTALL with CLEAN=1: the user asked Bitrix24 to delete the application's data."""
     counts = forget_portal_data(app.portal)
-    logger.info("portal %s uninstalled with CLEAN=1: deleted %s", app.portal, counts)
+    logger.info("portal %s uninstalled with CLEAN=1: deleted %s", safe(str(app.portal)), counts)
 
 
 def forget_portal_data(portal: Portal) -> dict[str, int]:

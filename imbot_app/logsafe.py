@@ -47,6 +47,15 @@ def safe(value: Any, limit: int = DEFAULT_LIMIT) -> str:
     return text
 
 
+def safe_text(text: Any, limit: int = 500) -> str:
+    """A message we composed around untrusted parts (an error's reason): control characters
+    escaped as ``repr`` would, cut to ``limit`` characters, but without ``repr``'s quotes."""
+    text = str(text)
+    cut = len(text) - limit
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return f"{text}...(+{cut} chars)" if cut > 0 else text
+
+
 def redact_url_secrets(text: str) -> str:
     """``text`` with query-string values and inbound-webhook codes replaced by [redacted]."""
     text = _QUERY_VALUE.sub(rf"\1{REDACTED}", text)

@@ -48,6 +48,7 @@ from django.utils import timezone
 from . import errors
 from .bots import BotSpec, CommandSpec, declared_bots, handler_url
 from .conf import imbot_settings
+from .logsafe import safe, safe_text
 from .models import Bot, Command, Credential, Portal
 from .rest import RestClient
 from .webhook import webhook_config
@@ -472,7 +473,7 @@ class _Runner:
                 action.status = Status.FAILED
                 action.outcome = str(exc)
                 self.plan.error = f"{action.describe()}: {exc}"
-                logger.warning("portal %s: %s", self.portal, self.plan.error)
+                logger.warning("portal %s: %s", safe(str(self.portal)), safe_text(self.plan.error))
                 stopped = True
             else:
                 action.status = Status.DONE
@@ -682,7 +683,11 @@ class _Runner:
                 self.client.call("event.unbind", {"event": event, "handler": previous})
             except errors.BitrixError as exc:
                 logger.info(
-                    "portal %s: unbinding %s from %s: %s", self.portal, event, previous, exc
+                    "portal %s: unbinding %s from %s: %s",
+                    safe(str(self.portal)),
+                    event,
+                    safe(previous),
+                    safe_text(exc),
                 )
         outcome = "bound"
         try:

@@ -31,6 +31,7 @@ from django.db.models import F
 
 from . import errors
 from .conf import imbot_settings
+from .logsafe import safe
 from .models import Credential, Portal
 from .ratelimit import LeakyBucket
 from .webhook import WebhookConfig, webhook_config
@@ -290,8 +291,8 @@ class RestClient:
             logger.warning(
                 "token refresh refused for user %s on %s: %s",
                 seen.user_id,
-                self.portal,
-                failure.error,
+                safe(str(self.portal)),
+                safe(failure.error),
             )
             if isinstance(failure, errors.ReauthorizationRequired):
                 Portal.objects.filter(pk=self.portal.pk).update(

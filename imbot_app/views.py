@@ -27,6 +27,7 @@ from rest_framework.views import APIView, exception_handler
 from .auth import AuthenticationFailed, authenticate
 from .conf import imbot_settings
 from .dispatch import event_stored
+from .logsafe import safe, safe_text
 from .parsers import LimitedJSONParser, PhpFormParser
 from .serializers import InvalidPayload, parse_envelope, parse_event
 from .store import store_event
@@ -89,9 +90,9 @@ class EventView(APIView):
         except AuthenticationFailed as failure:
             logger.warning(
                 "refused %s from %s: %s",
-                envelope.name,
-                client_address(request._request),
-                failure.reason,
+                safe(envelope.name),
+                safe(client_address(request._request)),
+                safe_text(failure.reason),
             )
             return Response(FORBIDDEN_BODY, status=status.HTTP_403_FORBIDDEN)
         try:
@@ -123,7 +124,10 @@ class EventView(APIView):
             )
             body["event_id"] = result.event.pk
         logger.warning(
-            "invalid %s kept as event %s: %s", envelope.name, body.get("event_id"), errors
+            "invalid %s kept as event %s: %s",
+            safe(envelope.name),
+            body.get("event_id"),
+            safe_text(errors),
         )
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
 

@@ -1,4 +1,4 @@
-""""Never logged" at every level: the HTTP library's DEBUG lines carry no token or webhook code."""
+""" "Never logged" at every level: the HTTP library's DEBUG lines carry no token or webhook code."""
 
 from __future__ import annotations
 

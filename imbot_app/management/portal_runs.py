@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ..logsafe import safe
 from ..models import Portal
 from ..registration import Plan
 
@@ -59,7 +60,7 @@ def run_portals(
         try:
             plan = work(portal)
         except Exception as exc:
-            logger.exception("portal %s: unexpected error", portal)
+            logger.exception("portal %s: unexpected error", safe(str(portal)))
             failed += 1
             command.stdout.write(header)
             command.stdout.write(command.style.ERROR(f"  FAILED: {type(exc).__name__}: {exc}"))
