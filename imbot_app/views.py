@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.http import HttpRequest
 from django.utils.decorators import method_decorator
 from rest_framework import status
@@ -35,6 +35,11 @@ from .store import store_event
 logger = logging.getLogger("imbot_app.views")
 
 FORBIDDEN_BODY = {"error": "forbidden", "detail": "the event could not be authenticated"}
+UNAVAILABLE_BODY = {
+    "error": "unavailable",
+    "detail": "the database is busy or unreachable; the event was not stored, try again later",
+}
+RETRY_AFTER_SECONDS = 5
 
 
 def _error_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -74,6 +79,19 @@ class EventView(APIView):
 
     def get_exception_handler(self) -> Any:
         return _error_handler
+
+    def handle_exception(self, exc: Exception) -> Response:
+        """A database that is locked (SQLite past its timeout) or unreachable is a condition of
+        this server, not a bug and not bad input: 503 with Retry-After, and an ERROR line saying
+        so.  Bitrix24 does not resend a failed delivery; fetch mode (v2) fetches it again."""
+        if isinstance(exc, OperationalError):
+            logger.error("event not stored, answered 503: database unavailable: %s", safe_text(exc))
+            return Response(
+                UNAVAILABLE_BODY,
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        return super().handle_exception(exc)
 
     def post(self, request: Request) -> Response:
         payload = request.data

@@ -179,6 +179,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "imbot_app": {"handlers": ["console"], "level": env.str("IMBOT_LOG_LEVEL", default="INFO")}
+        "imbot_app": {"handlers": ["console"], "level": env.str("IMBOT_LOG_LEVEL", default="INFO")},
+        # Every 5xx answer (an uncaught exception, with its traceback): without this, DEBUG=False
+        # leaves a server error without a single log line.  (4xx are WARNING: left out.)
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }
