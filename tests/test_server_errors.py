@@ -83,8 +83,8 @@ def database_locked_by_another_process() -> Iterator[None]:
     import psycopg
 
     params = connection.get_connection_params()
-    with psycopg.connect(**params) as other, other.transaction():
-        other.execute("LOCK TABLE imbot_app_event IN ACCESS EXCLUSIVE MODE")
+    with psycopg.connect(**params) as holder, holder.transaction():
+        holder.execute("LOCK TABLE imbot_app_event IN ACCESS EXCLUSIVE MODE")
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '200ms'")
         try:
