@@ -7,9 +7,9 @@ from django.utils.module_loading import autodiscover_modules
 
 
 class ImbotAppConfig(AppConfig):
-    """Registers the system checks, connects the built-in lifecycle handlers (bot registration
-    on install and update, data clean-up on a CLEAN uninstall) and imports the handler modules
-    when Django starts."""
+    """Registers the system checks, keeps secrets out of the HTTP library's logs, connects the
+    built-in lifecycle handlers (bot registration on install and update, data clean-up on a
+    CLEAN uninstall) and imports the handler modules when Django starts."""
 
     name = "imbot_app"
     verbose_name = "Bitrix24 chat bots"
@@ -18,7 +18,9 @@ class ImbotAppConfig(AppConfig):
     def ready(self) -> None:
         from imbot_app import checks  # noqa: F401  (registers the checks)
         from imbot_app.lifecycle import handlers
+        from imbot_app.logsafe import install_url_redaction
 
+        install_url_redaction()
         self.check_dispatch_mode()
         handlers.connect()
         self.import_handler_modules()

@@ -131,3 +131,47 @@ def check_webhook_mode(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
             )
         )
     return messages
+
+
+MIN_ENCRYPTION_KEY_LENGTH = 32
+
+
+@register(Tags.security)
+def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Sealed tokens need keys of their own: SECRET_KEY works, but then cannot rotate alone."""
+    keys = imbot_settings.ENCRYPTION_KEYS
+    if keys is None:
+        return [
+            Warning(
+                "IMBOT_ENCRYPTION_KEYS is not set: the OAuth tokens at rest are sealed with a key "
+                "derived from SECRET_KEY, so changing SECRET_KEY makes every stored token and "
+                "application-token digest unreadable (portals must reinstall).",
+                hint="Set IMBOT_ENCRYPTION_KEYS to a list holding SECRET_KEY first (it keeps what "
+                "is sealed readable), then put a new random key in front and run "
+                "`manage.py imbot_rotate_keys`.",
+                id="imbot_app.W020",
+            )
+        ]
+    if isinstance(keys, str) or not isinstance(keys, list | tuple) or not keys:
+        return [
+            Error(
+                "IMBOT_ENCRYPTION_KEYS must be a non-empty list of strings, newest first.",
+                id="imbot_app.E020",
+            )
+        ]
+    weak = [
+        i
+        for i, k in enumerate(keys)
+        if not isinstance(k, str) or len(k) < MIN_ENCRYPTION_KEY_LENGTH
+    ]
+    if weak:
+        return [
+            Error(
+                f"IMBOT_ENCRYPTION_KEYS entries {weak} are not strings of at least "
+                f"{MIN_ENCRYPTION_KEY_LENGTH} characters.",
+                hint="Generate one with: "
+                'python -c "import secrets; print(secrets.token_urlsafe(32))"',
+                id="imbot_app.E021",
+            )
+        ]
+    return []

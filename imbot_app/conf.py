@@ -72,6 +72,11 @@ DEFAULTS: dict[str, Any] = {
     # UI apps get their application token only through a bound ONAPPINSTALL, and updates and
     # uninstalls are only reported to apps that bound them.
     "IMBOT_BIND_EVENTS": ["ONAPPINSTALL", "ONAPPUPDATE", "ONAPPUNINSTALL"],
+    # Keys that seal access and refresh tokens at rest and key the application tokens'
+    # digests (imbot_app.sealing): a list of strings of 32+ random characters, newest first.
+    # None: derived from SECRET_KEY (a system check warns).  To rotate, put a new key first,
+    # run manage.py imbot_rotate_keys, and drop the old key once it reports nothing left.
+    "IMBOT_ENCRYPTION_KEYS": None,
     # ONAPPUNINSTALL with CLEAN=1 ("delete the application's data") deletes the portal's
     # messages, command invocations and chat users and scrubs its events' data.
     "IMBOT_HONOR_CLEAN": True,

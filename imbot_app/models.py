@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from imbot_app.sealed_fields import DigestField, SealedTextField
+
 
 class Portal(models.Model):
     """A Bitrix24 account that installed the application, keyed by ``member_id``.
@@ -32,8 +34,9 @@ class Portal(models.Model):
     client_endpoint = models.URLField(max_length=255, blank=True)
     # The OAuth server of the portal's region (oauth.bitrix.info or oauth.bitrix24.tech).
     server_endpoint = models.URLField(max_length=255, blank=True)
-    # The secret Bitrix24 sends with every event; compared in constant time.
-    application_token = models.CharField(max_length=255, blank=True)
+    # The secret Bitrix24 sends with every event, kept only as an HMAC digest and compared
+    # with imbot_app.sealing.token_matches (constant time).
+    application_token = DigestField(max_length=255, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.INSTALLED)
     language = models.CharField(max_length=10, blank=True)
     # The Bitrix24 plan letter from auth[status]: L local, F free, D demo, T trial, P paid.
@@ -72,8 +75,9 @@ class Credential(models.Model):
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="credentials")
     user_id = models.BigIntegerField()
-    access_token = models.CharField(max_length=255)
-    refresh_token = models.CharField(max_length=255, blank=True)
+    # Encrypted at rest with IMBOT_ENCRYPTION_KEYS (imbot_app.sealing); plaintext in Python.
+    access_token = SealedTextField()
+    refresh_token = SealedTextField(blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     scope = models.CharField(max_length=1024, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

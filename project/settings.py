@@ -115,6 +115,9 @@ IMBOT_MAX_DEPTH = env.int("IMBOT_MAX_DEPTH", default=16)
 IMBOT_HTTP_TIMEOUT = env.float("IMBOT_HTTP_TIMEOUT", default=10.0)
 IMBOT_CLIENT_IP_HEADER = env.str("IMBOT_CLIENT_IP_HEADER", default=None)
 # Webhook mode (a bot on one portal through an inbound webhook): both are secrets.
+# Keys sealing the tokens at rest, newest first (comma-separated); unset: derived from
+# SECRET_KEY, with a system check warning.  See README "Secrets at rest".
+IMBOT_ENCRYPTION_KEYS = env.list("IMBOT_ENCRYPTION_KEYS", default=None)
 IMBOT_WEBHOOK_URL = env.str("IMBOT_WEBHOOK_URL", default="")
 IMBOT_WEBHOOK_CLIENT_ID = env.str("IMBOT_WEBHOOK_CLIENT_ID", default="")
 IMBOT_RATE_LIMIT = env.float("IMBOT_RATE_LIMIT", default=2.0)
@@ -179,6 +182,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "imbot_app": {"handlers": ["console"], "level": env.str("IMBOT_LOG_LEVEL", default="INFO")}
+        "imbot_app": {"handlers": ["console"], "level": env.str("IMBOT_LOG_LEVEL", default="INFO")},
+        # Every 5xx answer (an uncaught exception, with its traceback): without this, DEBUG=False
+        # leaves a server error without a single log line.  (4xx are WARNING: left out.)
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }

@@ -77,7 +77,7 @@ def transcript_texts(html: str) -> list[tuple[str, str]]:
 def test_no_page_or_form_shows_a_token(admin_client, live, deliver) -> None:
     talk(live, deliver, ["hello"])
     portal = Portal.objects.get(member_id=live.member_id)
-    secrets = [portal.application_token]
+    secrets = [portal.application_token, live.application_token]
     for credential in Credential.objects.filter(portal=portal):
         secrets += [credential.access_token, credential.refresh_token]
     assert all(len(s) >= 16 for s in secrets)

@@ -9,6 +9,7 @@ import pytest
 from django.core.checks import run_checks
 
 from imbot_app.models import Credential, Event, Message, Portal
+from imbot_app.sealing import token_matches
 from imbot_app.testing import EventFactory, FakeBitrix24, post_event
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +55,7 @@ def test_verified_install_creates_the_portal(client, verifying) -> None:
     assert response.status_code == 200, response.content
     portal = Portal.objects.get(member_id=events.member_id)
     assert portal.status == Portal.Status.INSTALLED
-    assert portal.application_token == events.application_token
+    assert token_matches(portal.application_token, events.application_token)
     assert portal.language == "en"
     assert portal.installer_user_id == events.user_id
     # The REST endpoint comes from app.info, never from the unauthenticated payload.
@@ -133,7 +134,7 @@ def test_unverified_first_install_is_trusted_when_verification_is_off(client, se
     settings.IMBOT_VERIFY_INSTALL = False
     events = EventFactory()
     assert post_event(client, events.install()).status_code == 200
-    assert Portal.objects.get().application_token == events.application_token
+    assert token_matches(Portal.objects.get().application_token, events.application_token)
 
 
 def test_takeover_of_an_installed_portal_is_refused_without_verification(
@@ -142,7 +143,7 @@ def test_takeover_of_an_installed_portal_is_refused_without_verification(
     settings.IMBOT_VERIFY_INSTALL = False
     intruder = EventFactory(member_id=factory.member_id)  # same portal, another token
     forbidden(post_event(client, intruder.install()))
-    assert Portal.objects.get().application_token == factory.application_token
+    assert token_matches(Portal.objects.get().application_token, factory.application_token)
 
 
 def test_reinstall_after_uninstall_is_trusted_without_verification(client, settings, factory):
@@ -152,7 +153,7 @@ def test_reinstall_after_uninstall_is_trusted_without_verification(client, setti
     assert post_event(client, again.install()).status_code == 200
     portal = Portal.objects.get()
     assert portal.status == Portal.Status.INSTALLED
-    assert portal.application_token == again.application_token
+    assert token_matches(portal.application_token, again.application_token)
 
 
 def test_system_check_warns_when_install_verification_is_off_in_production(settings) -> None:
@@ -192,8 +193,8 @@ def test_update_with_a_new_token_is_verified_and_stored(client, verifying) -> No
     )
     assert post_event(client, payload).status_code == 200
     portal = Portal.objects.get()
-    assert portal.application_token == "new-token-after-update"
-    assert portal.application_token != old
+    assert token_matches(portal.application_token, "new-token-after-update")
+    assert not token_matches(portal.application_token, old)
 
 
 def test_update_with_a_new_unverifiable_token_is_refused(client, verifying) -> None:
@@ -202,7 +203,7 @@ def test_update_with_a_new_unverifiable_token_is_refused(client, verifying) -> N
     old = events.application_token
     events.application_token = "forged"
     forbidden(post_event(client, events.update("2")))
-    assert Portal.objects.get().application_token == old
+    assert token_matches(Portal.objects.get().application_token, old)
 
 
 def test_uninstall_marks_the_portal_and_deletes_tokens_but_keeps_history(client, factory) -> None:

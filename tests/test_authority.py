@@ -18,6 +18,7 @@ from imbot_app import errors
 from imbot_app.models import Credential, Event, Portal
 from imbot_app.outbound import authority
 from imbot_app.outbound.rest import RestClient
+from imbot_app.sealing import token_matches
 from imbot_app.testing import EventFactory, FakeBitrix24, post_event
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +64,7 @@ def test_token_change_by_an_ordinary_user_is_refused(client, verifying, kind) ->
 
     assert response.status_code == 403, response.content
     portal = Portal.objects.get()
-    assert portal.application_token == old
+    assert token_matches(portal.application_token, old)
     assert [c.token for c in verifying.calls_to("user.admin")] == [payload["auth"]["access_token"]]
 
 
@@ -81,7 +82,7 @@ def test_token_change_by_an_administrator_is_accepted_installer_from_bitrix(
 
     assert post_event(client, payload).status_code == 200
     portal = Portal.objects.get()
-    assert portal.application_token == "rotated-by-bitrix24"
+    assert token_matches(portal.application_token, "rotated-by-bitrix24")
     # An install makes the verified token's user the installer; an update keeps the installer.
     assert portal.installer_user_id == (777 if kind == "install" else 1)
 
@@ -162,7 +163,7 @@ def test_portal_verified_by_the_install_page_is_not_trusted_on_first_use(
     payload = events.install()
     with_user_token(events, payload, user_id=7)
     assert post_event(client, payload).status_code == 200
-    assert Portal.objects.get().application_token == events.application_token
+    assert token_matches(Portal.objects.get().application_token, events.application_token)
 
 
 # --------------------------------------------------------------------------- item 3

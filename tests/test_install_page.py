@@ -13,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from imbot_app.models import Bot, Credential, Event, Portal
+from imbot_app.sealing import token_matches
 from imbot_app.testing import EventFactory, FakeBitrix24
 from tests.registration_kit import HANDLER_URL, configure, rest_calls
 
@@ -239,7 +240,7 @@ def test_the_bound_install_event_then_brings_the_application_token(
     deliver(events.install())
 
     portal = Portal.objects.get(member_id=visit.member_id)
-    assert portal.application_token == events.application_token
+    assert token_matches(portal.application_token, events.application_token)
     assert len(fake.calls_to("imbot.register")) == registered  # already registered
     install = Event.objects.get(portal=portal, name="ONAPPINSTALL")
     assert install.status == "processed"

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .secrets import SecretLookupsRefused
+from imbot_app.admin.secrets import SecretLookupsRefused
 
 __all__ = ["RecordAdmin"]
 

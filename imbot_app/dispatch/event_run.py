@@ -28,6 +28,7 @@ from imbot_app.dispatch import loading
 from imbot_app.dispatch.claims import DispatchResult, Outcome, worker_name
 from imbot_app.dispatch.routing import NO_ARGUMENTS, Match, Route, handler_path
 from imbot_app.events import event_class_for
+from imbot_app.logsafe import safe, safe_text
 from imbot_app.models import Event, HandlerRun, Message
 from imbot_app.outbound import calls
 
@@ -232,8 +233,8 @@ class EventRun:
                 "handler %s failed for event %s (%s): %s",
                 key,
                 self.event.pk,
-                self.event.name,
-                run.error,
+                safe(self.event.name),
+                safe_text(run.error),
                 exc_info=failure,
             )
             target = (

@@ -17,6 +17,7 @@ from imbot_app import events as ev
 from imbot_app.conf import imbot_settings
 from imbot_app.dispatch.event_run import has_handlers
 from imbot_app.dispatch.runner import run_event
+from imbot_app.logsafe import safe
 from imbot_app.models import Event
 
 logger = logging.getLogger("imbot_app.dispatch")
@@ -49,7 +50,7 @@ def event_stored(event: Event, parsed: ev.BitrixEvent | None = None) -> None:
             "event %s (%s) is stored but its handlers could not be started in %s mode; "
             "it stays 'received' until replayed",
             event.pk,
-            event.name,
+            safe(event.name),
             mode,
         )
 

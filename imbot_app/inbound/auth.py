@@ -28,6 +28,7 @@ from imbot_app.conf import imbot_settings
 from imbot_app.events import Envelope
 from imbot_app.models import Portal
 from imbot_app.outbound import authority, webhook
+from imbot_app.sealing import token_matches
 
 logger = logging.getLogger("imbot_app.auth")
 
@@ -72,7 +73,10 @@ class Authenticated:
 
 
 def tokens_match(stored: str, given: str) -> bool:
-    """Compare two application tokens in constant time; empty never matches."""
+    """Compare two plain values (member_id, client_id) in constant time; empty never matches.
+
+    A stored application token is a digest: compare it with ``sealing.token_matches``.
+    """
     if not stored or not given:
         return False
     return hmac.compare_digest(stored.encode("utf-8"), given.encode("utf-8"))
@@ -193,7 +197,7 @@ def authenticate(envelope: Envelope) -> Authenticated:
         return _authenticate_install(portal, auth)
     if portal is None:
         raise AuthenticationFailed(f"unknown portal member_id={auth.member_id}")
-    if tokens_match(portal.application_token, auth.application_token):
+    if token_matches(portal.application_token, auth.application_token):
         if portal.status == Portal.Status.UNINSTALLED:
             if name == ev.APP_UNINSTALL:
                 return Authenticated(portal=portal, replay_only=True)
@@ -256,7 +260,7 @@ def _authenticate_install(portal: Portal | None, auth: ev.AuthBlock) -> Authenti
         and portal.status != Portal.Status.UNINSTALLED
     )
     if imbot_settings.VERIFY_INSTALL or page_verified:
-        if portal is not None and not tokens_match(
+        if portal is not None and not token_matches(
             portal.application_token, auth.application_token
         ):
             return Authenticated(portal=portal, verified=verify_admin(auth))
@@ -266,7 +270,7 @@ def _authenticate_install(portal: Portal | None, auth: ev.AuthBlock) -> Authenti
     # install could take it over.
     if portal is None or portal.status == Portal.Status.UNINSTALLED:
         return Authenticated(portal=portal)
-    if tokens_match(portal.application_token, auth.application_token):
+    if token_matches(portal.application_token, auth.application_token):
         return Authenticated(portal=portal)
     raise AuthenticationFailed(
         f"install for already installed portal {auth.member_id} with a different "

@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from imbot_app import events as ev
+from imbot_app import sealing
 from imbot_app.events import Envelope
 from imbot_app.inbound.auth import Authenticated, AuthenticationFailed, InstallInfo, authenticate
 from imbot_app.inbound.delivery import delivery_digest
@@ -172,6 +173,8 @@ def _apply_lifecycle(
         # Webhook mode: the portal was recorded before its member_id was known.
         portal.member_id = authenticated.bind_member_id
         portal.save(update_fields=["member_id", "updated_at"])
+    if portal is not None and sealing.digest_is_stale(portal.application_token):
+        _rekey_application_token(portal, auth.application_token)
     if isinstance(event, ev.AppInstall) or (portal is None and envelope.name == ev.APP_INSTALL):
         if portal is None:
             portal = Portal(member_id=auth.member_id)
@@ -231,6 +234,17 @@ def _apply_lifecycle(
     # Any other event leaves the portal's domain and endpoints alone: only a verified install
     # or update moves them (an application token is no licence to redirect the bot's tokens).
     return portal
+
+
+def _rekey_application_token(portal: Portal, given: str) -> None:
+    """Re-make a digest an older key made, from the token that matched it (after key rotation).
+
+    A digest cannot be re-keyed without the token, so this is where it happens: once per
+    portal after ``IMBOT_ENCRYPTION_KEYS`` gained a new key; never on the steady-state path.
+    """
+    if sealing.token_matches(portal.application_token, given):
+        portal.application_token = given
+        portal.save(update_fields=["application_token", "updated_at"])
 
 
 def _apply_verified(portal: Portal, verified: InstallInfo, auth: ev.AuthBlock) -> None:

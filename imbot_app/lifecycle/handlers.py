@@ -42,6 +42,7 @@ from imbot_app.errors import ImbotError
 from imbot_app.lifecycle.bots import declared_bots
 from imbot_app.lifecycle.registration import sync_portal
 from imbot_app.lifecycle.specs import DeclarationError
+from imbot_app.logsafe import safe
 from imbot_app.models import ChatUser, CommandInvocation, Event, Message, Portal
 
 logger = logging.getLogger("imbot_app.lifecycle")
@@ -87,7 +88,7 @@ def _sync(portal: Portal, *, rebind: bool) -> None:
         raise RegistrationFailed(plan.error)
     logger.info(
         "portal %s: declared bots registered (%d actions, %d unchanged)",
-        portal,
+        safe(str(portal)),
         len(plan.actions),
         len(plan.unchanged),
     )
@@ -96,7 +97,7 @@ def _sync(portal: Portal, *, rebind: bool) -> None:
 def clean_portal_data(app: AppContext) -> None:
     """ONAPPUNINSTALL with CLEAN=1: the user asked Bitrix24 to delete the application's data."""
     counts = forget_portal_data(app.portal)
-    logger.info("portal %s uninstalled with CLEAN=1: deleted %s", app.portal, counts)
+    logger.info("portal %s uninstalled with CLEAN=1: deleted %s", safe(str(app.portal)), counts)
 
 
 def forget_portal_data(portal: Portal) -> dict[str, int]:

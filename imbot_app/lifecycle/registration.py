@@ -34,6 +34,7 @@ from imbot_app.lifecycle.plans import (
     plan_unregister,
 )
 from imbot_app.lifecycle.specs import BotSpec
+from imbot_app.logsafe import safe, safe_text
 from imbot_app.models import Bot, Command, Portal
 from imbot_app.outbound.rest import RestClient
 from imbot_app.protocol import methods_for
@@ -86,7 +87,7 @@ class _Runner:
                 action.status = Status.FAILED
                 action.outcome = str(exc)
                 self.plan.error = f"{action.describe()}: {exc}"
-                logger.warning("portal %s: %s", self.portal, self.plan.error)
+                logger.warning("portal %s: %s", safe(str(self.portal)), safe_text(self.plan.error))
                 stopped = True
             else:
                 action.status = Status.DONE
@@ -281,7 +282,11 @@ class _Runner:
                 self.client.call(*v1_methods.unbind_event(event, previous))
             except errors.BitrixError as exc:
                 logger.info(
-                    "portal %s: unbinding %s from %s: %s", self.portal, event, previous, exc
+                    "portal %s: unbinding %s from %s: %s",
+                    safe(str(self.portal)),
+                    event,
+                    safe(previous),
+                    safe_text(exc),
                 )
         outcome = "bound"
         try:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from django.core.management.base import BaseCommand, CommandError
 
 from imbot_app.lifecycle.plans import Plan
+from imbot_app.logsafe import safe
 from imbot_app.models import Portal
 
 logger = logging.getLogger("imbot_app.management")
@@ -59,7 +60,7 @@ def run_portals(
         try:
             plan = work(portal)
         except Exception as exc:
-            logger.exception("portal %s: unexpected error", portal)
+            logger.exception("portal %s: unexpected error", safe(str(portal)))
             failed += 1
             command.stdout.write(header)
             command.stdout.write(command.style.ERROR(f"  FAILED: {type(exc).__name__}: {exc}"))

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from django.utils.module_loading import import_string
 
 from imbot_app.conf import imbot_settings
+from imbot_app.logsafe import safe
 from imbot_app.models import Chat, Event, Portal
 
 pending_logger = logging.getLogger("imbot_app.pending")
@@ -53,12 +54,12 @@ class PendingSender:
 
     def send(self, call: OutgoingCall) -> None:
         pending_logger.info(
-            "pending (not sent): %s on %s as bot %s for event %s: %r",
+            "pending (not sent): %s on %s as bot %s for event %s: %s",
             call.method,
-            call.portal,
+            safe(str(call.portal)),
             call.bot_id,
             call.event.pk,
-            call.params,
+            safe(call.params, 2000),
         )
         return None
 

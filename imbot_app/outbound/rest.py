@@ -32,6 +32,7 @@ from django.db.models import F
 
 from imbot_app import errors
 from imbot_app.conf import imbot_settings
+from imbot_app.logsafe import safe
 from imbot_app.models import Credential, Portal
 from imbot_app.outbound import authority
 from imbot_app.outbound.ratelimit import LeakyBucket
@@ -292,8 +293,8 @@ class RestClient:
             logger.warning(
                 "token refresh refused for user %s on %s: %s",
                 seen.user_id,
-                self.portal,
-                failure.error,
+                safe(str(self.portal)),
+                safe(failure.error),
             )
             if isinstance(failure, errors.ReauthorizationRequired):
                 Portal.objects.filter(pk=self.portal.pk).update(

@@ -41,6 +41,7 @@ from imbot_app.inbound.auth import AuthenticationFailed, InstallInfo, verify_ins
 from imbot_app.lifecycle.bots import declared_bots
 from imbot_app.lifecycle.plans import Plan
 from imbot_app.lifecycle.registration import sync_portal
+from imbot_app.logsafe import safe, safe_text
 from imbot_app.models import Credential, Portal
 
 logger = logging.getLogger("imbot_app.install")
@@ -165,7 +166,11 @@ class InstallView(View):
             if info.user_id is None:
                 raise AuthenticationFailed("app.info did not say whose token it is (user_id)")
         except AuthenticationFailed as failure:
-            logger.warning("install page refused (member_id %s): %s", params["member_id"], failure)
+            logger.warning(
+                "install page refused (member_id %s): %s",
+                safe(params["member_id"]),
+                safe_text(failure),
+            )
             return _page(
                 request,
                 403,
@@ -199,7 +204,7 @@ class InstallView(View):
                 return None, ""
             plan = sync_portal(portal)
         except Exception as exc:
-            logger.exception("install page: registering the bots on %s failed", portal)
+            logger.exception("install page: registering the bots on %s failed", safe(str(portal)))
             message = f"cannot register the declared bots: {exc}"
             Portal.objects.filter(pk=portal.pk).update(registration_error=message)
             return None, message

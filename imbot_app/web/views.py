@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -31,12 +31,18 @@ from imbot_app.errors import InvalidPayload
 from imbot_app.inbound.auth import AuthenticationFailed, authenticate
 from imbot_app.inbound.parsers import LimitedJSONParser, PhpFormParser
 from imbot_app.inbound.store import store_event
+from imbot_app.logsafe import safe, safe_text
 from imbot_app.models import Event
 from imbot_app.protocol import parse_envelope, parse_event
 
 logger = logging.getLogger("imbot_app.views")
 
 FORBIDDEN_BODY = {"error": "forbidden", "detail": "the event could not be authenticated"}
+UNAVAILABLE_BODY = {
+    "error": "unavailable",
+    "detail": "the database is busy or unreachable; the event was not stored, try again later",
+}
+RETRY_AFTER_SECONDS = 5
 
 
 def _error_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -83,6 +89,19 @@ class EventView(APIView):
     def get_exception_handler(self) -> Any:
         return _error_handler
 
+    def handle_exception(self, exc: Exception) -> Response:
+        """A database that is locked (SQLite past its timeout) or unreachable is a condition of
+        this server, not a bug and not bad input: 503 with Retry-After, and an ERROR line saying
+        so.  Bitrix24 does not resend a failed delivery; fetch mode (v2) fetches it again."""
+        if isinstance(exc, OperationalError):
+            logger.error("event not stored, answered 503: database unavailable: %s", safe_text(exc))
+            return Response(
+                UNAVAILABLE_BODY,
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        return super().handle_exception(exc)
+
     def post(self, request: Request) -> Response:
         payload = request.data
         if not isinstance(payload, dict) or not payload:
@@ -98,9 +117,9 @@ class EventView(APIView):
         except AuthenticationFailed as failure:
             logger.warning(
                 "refused %s from %s: %s",
-                envelope.name,
-                client_address(request._request),
-                failure.reason,
+                safe(envelope.name),
+                safe(client_address(request._request)),
+                safe_text(failure.reason),
             )
             return Response(FORBIDDEN_BODY, status=status.HTTP_403_FORBIDDEN)
         try:
@@ -144,7 +163,10 @@ class EventView(APIView):
             )
             body["event_id"] = result.event.pk
         logger.warning(
-            "invalid %s kept as event %s: %s", envelope.name, body.get("event_id"), errors
+            "invalid %s kept as event %s: %s",
+            safe(envelope.name),
+            body.get("event_id"),
+            safe_text(errors),
         )
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
 
