@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from imbot_app.testing.fake_state import (
     Answer,
     FakePortal,
-    FakeToken,
+    FakeShared,
     Fault,
-    RecordedCall,
     error_answer,
 )
 
 
-class FaultInjection:
+class FaultInjection(FakeShared):
     """Ways to make the fake answer with Bitrix24's errors."""
-
-    # Provided by FakeBitrix24.
-    calls: list[RecordedCall]
-    installs: dict[str, dict[str, Any]]
-    client_id: str
-    client_secret: str
-    _tokens: dict[str, FakeToken]
-    _refresh: dict[str, str]
-    _portals: dict[str, FakePortal]
-    _ids: Iterator[int]
-    _faults: list[Answer]
-    _method_faults: list[Fault]
-    _throttled: int
-    _rate: tuple[float, int] | None
-    _lock: threading.RLock
 
     def expire(self, access_token: str | None = None) -> None:
         """Expire one access token, or every one issued so far."""

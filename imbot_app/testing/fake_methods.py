@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from imbot_app.testing.fake_state import (
     Answer,
     FakePortal,
+    FakeShared,
     FakeToken,
-    Fault,
     RecordedCall,
     by_id,
     error_answer,
@@ -20,23 +19,9 @@ from imbot_app.testing.fake_state import (
 from imbot_app.wire import decode_form
 
 
-class ImbotMethods:
+class ImbotMethods(FakeShared):
     """One method per REST method, each ``(portal, caller, params) -> answer``."""
 
-    # Provided by FakeBitrix24.
-    calls: list[RecordedCall]
-    installs: dict[str, dict[str, Any]]
-    client_id: str
-    client_secret: str
-    _tokens: dict[str, FakeToken]
-    _refresh: dict[str, str]
-    _portals: dict[str, FakePortal]
-    _ids: Iterator[int]
-    _faults: list[Answer]
-    _method_faults: list[Fault]
-    _throttled: int
-    _rate: tuple[float, int] | None
-    _lock: threading.RLock
     methods: dict[str, Callable[[FakePortal, FakeToken, dict[str, Any]], Answer]]
 
     def next_id(self) -> int:

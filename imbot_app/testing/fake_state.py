@@ -5,6 +5,8 @@ Shared by :mod:`imbot_app.testing.fake` and the mixins that answer its methods.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -53,6 +55,28 @@ class Fault:
     member_id: str | None
     count: int
     answer: Answer
+
+
+class FakeShared:
+    """The state FakeBitrix24 sets up in ``__init__``, declared once for the mixins that use it.
+
+    Why: the OAuth, fault and method mixins each read and write this state; declaring it here
+    lets mypy check them without every mixin repeating the list.
+    """
+
+    calls: list[RecordedCall]
+    installs: dict[str, dict[str, Any]]
+    client_id: str
+    client_secret: str
+    _tokens: dict[str, FakeToken]
+    _refresh: dict[str, str]
+    _portals: dict[str, FakePortal]
+    _ids: Iterator[int]
+    _faults: list[Answer]
+    _method_faults: list[Fault]
+    _throttled: int
+    _rate: tuple[float, int] | None
+    _lock: threading.RLock
 
 
 class QueuedServer(ThreadingHTTPServer):
