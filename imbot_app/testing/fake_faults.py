@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TypedDict, Unpack
 
 from imbot_app.testing.fake_state import (
     Answer,
@@ -11,6 +12,26 @@ from imbot_app.testing.fake_state import (
     Fault,
     error_answer,
 )
+
+
+class ErrorSpec(TypedDict, total=False):
+    """The error a failing call answers: ``error``, ``description`` and HTTP ``status``.
+
+    One spec for :meth:`FaultInjection.fail_next` and :meth:`FaultInjection.fail_method`, so
+    the two keep the same keywords and defaults (Bitrix24's 500 ``INTERNAL_SERVER_ERROR``).
+    """
+
+    error: str
+    description: str
+    status: int
+
+
+def spec_answer(spec: ErrorSpec) -> Answer:
+    return error_answer(
+        spec.get("status", 500),
+        spec.get("error", "INTERNAL_SERVER_ERROR"),
+        spec.get("description", "Internal server error"),
+    )
 
 
 class FaultInjection(FakeShared):
@@ -28,17 +49,10 @@ class FaultInjection(FakeShared):
         with self._lock:
             self._refresh.clear()
 
-    def fail_next(
-        self,
-        count: int = 1,
-        *,
-        error: str = "INTERNAL_SERVER_ERROR",
-        description: str = "Internal server error",
-        status: int = 500,
-    ) -> None:
-        """The next ``count`` REST calls answer this error."""
+    def fail_next(self, count: int = 1, **spec: Unpack[ErrorSpec]) -> None:
+        """The next ``count`` REST calls answer this error (see :class:`ErrorSpec`)."""
         with self._lock:
-            self._faults.extend([error_answer(status, error, description)] * count)
+            self._faults.extend([spec_answer(spec)] * count)
 
     def fail_method(
         self,
@@ -46,14 +60,11 @@ class FaultInjection(FakeShared):
         *,
         member_id: str | None = None,
         count: int = 1,
-        error: str = "INTERNAL_SERVER_ERROR",
-        description: str = "Internal server error",
-        status: int = 500,
+        **spec: Unpack[ErrorSpec],
     ) -> None:
         """The next ``count`` calls of ``method`` (on one portal, or any) answer this error."""
         with self._lock:
-            answer = error_answer(status, error, description)
-            self._method_faults.append(Fault(method, member_id, count, answer))
+            self._method_faults.append(Fault(method, member_id, count, spec_answer(spec)))
 
     def throttle(self, count: int) -> None:
         """The next ``count`` REST calls answer 503 ``QUERY_LIMIT_EXCEEDED``."""
