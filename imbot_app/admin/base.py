@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 __all__ = ["RecordAdmin"]
 
@@ -26,3 +26,18 @@ class RecordAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def change_context(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
+        """What this admin adds to its change page's context; nothing unless overridden."""
+        return {}
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # One override for every admin here: subclasses only say what they add.
+        context = {**(extra_context or {}), **self.change_context(request, object_id)}
+        return super().change_view(request, object_id, form_url, context)

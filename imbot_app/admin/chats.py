@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -44,18 +44,11 @@ class ChatAdmin(RecordAdmin):
     )
     readonly_fields = fields
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        context = dict(extra_context or {})
+    def change_context(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
         chat = self.get_object(request, object_id)
-        if chat is not None:
-            context["transcript"] = transcript.build(chat, request, site_name=self.admin_site.name)
-        return super().change_view(request, object_id, form_url, context)
+        if chat is None:
+            return {}
+        return {"transcript": transcript.build(chat, request, site_name=self.admin_site.name)}
 
     @admin.display(description="type", ordering="type")
     def type_label(self, obj: Chat) -> str:

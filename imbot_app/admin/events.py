@@ -19,7 +19,6 @@ from django.db.models import QuerySet
 from django.http import (
     Http404,
     HttpRequest,
-    HttpResponse,
     HttpResponseBase,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
@@ -124,14 +123,8 @@ class EventAdmin(RecordAdmin):
 
     # ---------------------------------------------------------------- the change page
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        context = dict(extra_context or {})
+    def change_context(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
+        context: dict[str, Any] = {}
         event_id = _int_or_none(object_id)
         runs = (
             HandlerRun.objects.filter(event_id=event_id) if event_id else HandlerRun.objects.none()
@@ -143,7 +136,7 @@ class EventAdmin(RecordAdmin):
         context["replay_url"] = reverse(
             f"{self.admin_site.name}:imbot_app_event_replay", args=[object_id]
         )
-        return super().change_view(request, object_id, form_url, context)
+        return context
 
     def get_urls(self) -> list[URLPattern]:
         replay = path(
