@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from imbot_app.admin import transcript
-from imbot_app.admin.base import RecordAdmin
+from imbot_app.admin.base import RecordAdmin, rows_link
 from imbot_app.admin.filters import ChatTypeFilter
 from imbot_app.models import Chat, ChatType, ChatUser
 
@@ -96,8 +96,4 @@ class ChatUserAdmin(RecordAdmin):
         "messages",
     )
     readonly_fields = fields
-
-    @admin.display(description="messages")
-    def messages(self, obj: ChatUser) -> SafeString:
-        url = reverse(f"{self.admin_site.name}:imbot_app_message_changelist")
-        return format_html('<a href="{}?author={}">messages written</a>', url, obj.pk)
+    messages = rows_link("messages", "message", "author", "messages written")

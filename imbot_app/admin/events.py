@@ -33,6 +33,7 @@ from imbot_app.admin import replaying
 from imbot_app.admin.badges import badge
 from imbot_app.admin.base import RecordAdmin
 from imbot_app.admin.filters import EventNameFilter
+from imbot_app.admin.messages import event_column
 from imbot_app.admin.sections import paginate
 from imbot_app.models import Event, HandlerRun
 
@@ -226,11 +227,7 @@ class HandlerRunAdmin(RecordAdmin):
         "traceback_block",
     )
     readonly_fields = fields
-
-    @admin.display(description="event")
-    def event_link(self, obj: HandlerRun) -> SafeString:
-        url = reverse(f"{self.admin_site.name}:imbot_app_event_change", args=[obj.event_id])
-        return format_html('<a href="{}">event #{}</a>', url, obj.event_id)
+    event_link = event_column()
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: HandlerRun) -> SafeString:
