@@ -5,11 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
 
-from imbot_app.admin.base import RecordAdmin
+from imbot_app.admin.base import RecordAdmin, rows_link
 from imbot_app.models import Bot, Command
 
 __all__ = ["BotAdmin", "CommandAdmin"]
@@ -84,8 +81,4 @@ class CommandAdmin(RecordAdmin):
         "invocations",
     )
     readonly_fields = fields
-
-    @admin.display(description="invocations")
-    def invocations(self, obj: Command) -> SafeString:
-        url = reverse(f"{self.admin_site.name}:imbot_app_commandinvocation_changelist")
-        return format_html('<a href="{}?command__id__exact={}">who ran it</a>', url, obj.pk)
+    invocations = rows_link("invocations", "commandinvocation", "command__id__exact", "who ran it")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from imbot_app.admin import transcript
-from imbot_app.admin.base import RecordAdmin
+from imbot_app.admin.base import RecordAdmin, rows_link
 from imbot_app.admin.filters import ChatTypeFilter
 from imbot_app.models import Chat, ChatType, ChatUser
 
@@ -44,18 +44,11 @@ class ChatAdmin(RecordAdmin):
     )
     readonly_fields = fields
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        context = dict(extra_context or {})
+    def change_context(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
         chat = self.get_object(request, object_id)
-        if chat is not None:
-            context["transcript"] = transcript.build(chat, request, site_name=self.admin_site.name)
-        return super().change_view(request, object_id, form_url, context)
+        if chat is None:
+            return {}
+        return {"transcript": transcript.build(chat, request, site_name=self.admin_site.name)}
 
     @admin.display(description="type", ordering="type")
     def type_label(self, obj: Chat) -> str:
@@ -103,8 +96,4 @@ class ChatUserAdmin(RecordAdmin):
         "messages",
     )
     readonly_fields = fields
-
-    @admin.display(description="messages")
-    def messages(self, obj: ChatUser) -> SafeString:
-        url = reverse(f"{self.admin_site.name}:imbot_app_message_changelist")
-        return format_html('<a href="{}?author={}">messages written</a>', url, obj.pk)
+    messages = rows_link("messages", "message", "author", "messages written")

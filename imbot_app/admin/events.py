@@ -19,7 +19,6 @@ from django.db.models import QuerySet
 from django.http import (
     Http404,
     HttpRequest,
-    HttpResponse,
     HttpResponseBase,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
@@ -34,6 +33,7 @@ from imbot_app.admin import replaying
 from imbot_app.admin.badges import badge
 from imbot_app.admin.base import RecordAdmin
 from imbot_app.admin.filters import EventNameFilter
+from imbot_app.admin.messages import event_column
 from imbot_app.admin.sections import paginate
 from imbot_app.models import Event, HandlerRun
 
@@ -124,14 +124,8 @@ class EventAdmin(RecordAdmin):
 
     # ---------------------------------------------------------------- the change page
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        context = dict(extra_context or {})
+    def change_context(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
+        context: dict[str, Any] = {}
         event_id = _int_or_none(object_id)
         runs = (
             HandlerRun.objects.filter(event_id=event_id) if event_id else HandlerRun.objects.none()
@@ -143,7 +137,7 @@ class EventAdmin(RecordAdmin):
         context["replay_url"] = reverse(
             f"{self.admin_site.name}:imbot_app_event_replay", args=[object_id]
         )
-        return super().change_view(request, object_id, form_url, context)
+        return context
 
     def get_urls(self) -> list[URLPattern]:
         replay = path(
@@ -233,11 +227,7 @@ class HandlerRunAdmin(RecordAdmin):
         "traceback_block",
     )
     readonly_fields = fields
-
-    @admin.display(description="event")
-    def event_link(self, obj: HandlerRun) -> SafeString:
-        url = reverse(f"{self.admin_site.name}:imbot_app_event_change", args=[obj.event_id])
-        return format_html('<a href="{}">event #{}</a>', url, obj.event_id)
+    event_link = event_column()
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: HandlerRun) -> SafeString:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
@@ -14,7 +17,7 @@ from imbot_app.admin.bbcode import render_bbcode
 from imbot_app.admin.filters import AuthorFilter, ChatFilter, EventFilter, InvocationContextFilter
 from imbot_app.models import CommandInvocation, Message
 
-__all__ = ["CommandInvocationAdmin", "MessageAdmin", "event_link"]
+__all__ = ["CommandInvocationAdmin", "MessageAdmin", "event_column", "event_link"]
 
 PREVIEW_CHARS = 80
 
@@ -25,6 +28,19 @@ def event_link(site_name: str, event_id: int | None) -> SafeString | str:
         return "-"
     url = reverse(f"{site_name}:imbot_app_event_change", args=[event_id])
     return format_html('<a href="{}">event #{}</a>', url, event_id)
+
+
+def event_column() -> Callable[[admin.ModelAdmin, Any], SafeString | str]:
+    """The read-only "event" column of every admin whose rows have an ``event_id``.
+
+    One definition for messages, invocations and handler runs, so the link reads the same.
+    """
+
+    @admin.display(description="event")
+    def column(self: admin.ModelAdmin, obj: Any) -> SafeString | str:
+        return event_link(self.admin_site.name, obj.event_id)
+
+    return column
 
 
 @admin.register(Message)
@@ -79,9 +95,7 @@ class MessageAdmin(RecordAdmin):
         return render_bbcode(obj.text_original or obj.text)
 
     # Not called "event": a model field of that name would win and load each row's Event.
-    @admin.display(description="event")
-    def event_link(self, obj: Message) -> SafeString | str:
-        return event_link(self.admin_site.name, obj.event_id)
+    event_link = event_column()
 
 
 @admin.register(CommandInvocation)
@@ -107,6 +121,4 @@ class CommandInvocationAdmin(RecordAdmin):
     )
     readonly_fields = fields
 
-    @admin.display(description="event")
-    def event_link(self, obj: CommandInvocation) -> SafeString | str:
-        return event_link(self.admin_site.name, obj.event_id)
+    event_link = event_column()

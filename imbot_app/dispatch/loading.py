@@ -125,6 +125,21 @@ def _find_user(portal: Portal, user_id: int | None) -> ChatUser | None:
     return ChatUser.objects.filter(portal=portal, user_id=user_id).first()
 
 
+def _find_parties(
+    portal: Portal,
+    info: ev.ChatInfo,
+    bot_id: int | None,
+    user_id: int | None,
+    person: str = "user",
+) -> dict[str, Any]:
+    """A context's bot, chat and person (``user`` or ``author``) from the payload's ids.
+
+    One lookup, in one order (bot, its chat, the person), for every event kind that carries them.
+    """
+    bot = _find_bot(portal, bot_id)
+    return {"bot": bot, "chat": _find_chat(portal, info, bot), person: _find_user(portal, user_id)}
+
+
 def parse_stored(event: Event) -> ev.BitrixEvent:
     """The typed event parsed again from the stored, redacted payload.
 
@@ -176,17 +191,16 @@ def _message_context(
             .filter(portal=portal, message_id=info.message_id)
             .first()
         )
+    parties: dict[str, Any]
     if message is not None:
-        bot, chat, author = message.bot, message.chat, message.author
+        parties = {"bot": message.bot, "chat": message.chat, "author": message.author}
     else:
-        bot = _find_bot(portal, typed.bots[0].bot_id if typed.bots else None)
-        chat = _find_chat(portal, typed.chat, bot)
-        author = _find_user(portal, typed.user.id if typed.user else info.author_id)
+        bot_id = typed.bots[0].bot_id if typed.bots else None
+        author_id = typed.user.id if typed.user else info.author_id
+        parties = _find_parties(portal, typed.chat, bot_id, author_id, person="author")
     return MessageContext(
         **base,
-        bot=bot,
-        chat=chat,
-        author=author,
+        **parties,
         message=message,
         message_id=info.message_id,
         text=info.text,
@@ -210,20 +224,18 @@ def _command_contexts(base: dict[str, Any], typed: ev.CommandAdd) -> tuple[Comma
     contexts = []
     for ref in typed.commands:
         invocation = invocations.get(ref.command_id)
+        parties: dict[str, Any]
         if invocation is not None:
             bot = invocation.command.bot or _find_bot(portal, ref.bot_id)
             chat = invocation.chat or _find_chat(portal, typed.chat, bot)
-            user = invocation.user
+            parties = {"bot": bot, "chat": chat, "user": invocation.user}
         else:
-            bot = _find_bot(portal, ref.bot_id)
-            chat = _find_chat(portal, typed.chat, bot)
-            user = _find_user(portal, typed.user.id if typed.user else None)
+            user_id = typed.user.id if typed.user else None
+            parties = _find_parties(portal, typed.chat, ref.bot_id, user_id)
         contexts.append(
             CommandContext(
                 **base,
-                bot=bot,
-                chat=chat,
-                user=user,
+                **parties,
                 name=ref.command,
                 command_id=ref.command_id,
                 params=ref.params,
@@ -240,12 +252,10 @@ def _join_context(base: dict[str, Any], typed: ev.BotJoinChat) -> JoinContext:
     bot_id = typed.bot_id
     if bot_id is None and typed.bots:
         bot_id = typed.bots[0].bot_id
-    bot = _find_bot(portal, bot_id)
+    user_id = typed.user.id if typed.user else None
     return JoinContext(
         **base,
-        bot=bot,
-        chat=_find_chat(portal, typed.chat, bot),
-        user=_find_user(portal, typed.user.id if typed.user else None),
+        **_find_parties(portal, typed.chat, bot_id, user_id),
         access_history=typed.access_history,
     )
 

@@ -13,7 +13,7 @@ run; the actions after it are reported as skipped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import transaction
@@ -149,18 +149,29 @@ class _Runner:
         self.bots[spec.code] = row
         return row
 
+    def _update_or_stale(
+        self, call: tuple[str, dict[str, Any]], kind: str, row_id: int, forget: Callable[[], object]
+    ) -> None:
+        """Make an update call; when Bitrix24 says the bot or command is gone, forget it, re-plan.
+
+        Bots and commands go stale the same way (deleted on the portal behind our back).
+        """
+        gone = {"bot": v1_methods.BOT_GONE, "command": v1_methods.COMMAND_GONE}[kind]
+        try:
+            self.client.call(*call)
+        except errors.BitrixError as exc:
+            if exc.error == gone:
+                forget()
+                raise _Stale(
+                    f"{kind} #{row_id} is gone from the portal ({exc.error}); registering it again"
+                ) from exc
+            raise
+
     def _update_bot(self, action: Action) -> str:
         spec, row = action.spec, action.bot_row
         assert spec is not None and row is not None
-        try:
-            self.client.call(*v1_methods.update_bot(row.bot_id, spec, self.plan.url))
-        except errors.BitrixError as exc:
-            if exc.error == v1_methods.BOT_GONE:
-                self._forget_bot(row)
-                raise _Stale(
-                    f"bot #{row.bot_id} is gone from the portal ({exc.error}); registering it again"
-                ) from exc
-            raise
+        call = v1_methods.update_bot(row.bot_id, spec, self.plan.url)
+        self._update_or_stale(call, "bot", row.bot_id, lambda: self._forget_bot(row))
         values: dict[str, Any] = {
             "name": spec.display_name[:255],
             "spec_hash": bot_fingerprint(spec, self.plan.url),
@@ -229,16 +240,12 @@ class _Runner:
     def _update_command(self, action: Action) -> str:
         command, row = action.command, action.command_row
         assert command is not None and row is not None
-        try:
-            self.client.call(*v1_methods.update_command(row.command_id, command, self.plan.url))
-        except errors.BitrixError as exc:
-            if exc.error == v1_methods.COMMAND_GONE:
-                Command.objects.filter(pk=row.pk).update(deleted_at=timezone.now())
-                raise _Stale(
-                    f"command #{row.command_id} is gone from the portal ({exc.error}); "
-                    "registering it again"
-                ) from exc
-            raise
+        call = v1_methods.update_command(row.command_id, command, self.plan.url)
+
+        def forget() -> None:
+            Command.objects.filter(pk=row.pk).update(deleted_at=timezone.now())
+
+        self._update_or_stale(call, "command", row.command_id, forget)
         Command.objects.filter(pk=row.pk).update(
             title=command.main_title[:255],
             spec_hash=command_fingerprint(command, self.plan.url),

@@ -12,9 +12,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_T = TypeVar("_T", bound="DataclassInstance")
 
 __all__ = ["BOT_TYPES", "COLORS", "BotSpec", "CommandSpec", "DeclarationError"]
 
@@ -96,8 +101,11 @@ def _flag(value: Any, what: str) -> bool:
     return value
 
 
-def _from_mapping(cls: type[Any], data: Any, what: str) -> dict[str, Any]:
-    """The keyword arguments of ``cls`` found in ``data``; unknown keys are an error."""
+def _from_mapping(cls: type[_T], data: Any, what: str, required: str, need: str) -> _T:
+    """``cls`` built from ``data``'s keys; unknown keys, or no ``required`` key, are an error.
+
+    Commands and bots are read from settings the same way; only the key they need differs.
+    """
     if not isinstance(data, Mapping):
         raise DeclarationError(f"{what} must be a mapping, not {data!r}")
     known = {f.name for f in fields(cls)}
@@ -106,7 +114,9 @@ def _from_mapping(cls: type[Any], data: Any, what: str) -> dict[str, Any]:
         raise DeclarationError(
             f"{what} has unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})"
         )
-    return dict(data)
+    if required not in data:
+        raise DeclarationError(f"{what} needs {need}: {data!r}")
+    return cls(**dict(data))
 
 
 @dataclass(frozen=True)
@@ -155,10 +165,7 @@ class CommandSpec:
     @classmethod
     def from_dict(cls, data: Any) -> CommandSpec:
         """A command from a settings entry: ``{"command": "echo", "title": ..., ...}``."""
-        kwargs = _from_mapping(cls, data, "a command")
-        if "command" not in kwargs:
-            raise DeclarationError(f"a command needs 'command' (the word): {data!r}")
-        return cls(**kwargs)
+        return _from_mapping(cls, data, "a command", "command", "'command' (the word)")
 
     @property
     def main_title(self) -> str:
@@ -288,10 +295,7 @@ class BotSpec:
     @classmethod
     def from_dict(cls, data: Any) -> BotSpec:
         """A bot from an ``IMBOT_BOTS`` entry."""
-        kwargs = _from_mapping(cls, data, "a bot")
-        if "code" not in kwargs:
-            raise DeclarationError(f"a bot needs a 'code': {data!r}")
-        return cls(**kwargs)
+        return _from_mapping(cls, data, "a bot", "code", "a 'code'")
 
     @property
     def command_specs(self) -> tuple[CommandSpec, ...]:

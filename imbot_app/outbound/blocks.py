@@ -109,22 +109,12 @@ class Attach:
         return self._add({"MESSAGE": text})
 
     def link(self, url: str, *, name: str = "", description: str = "", preview: str = "") -> Attach:
-        link: dict[str, Any] = {"LINK": url}
-        if name:
-            link["NAME"] = name
-        if description:
-            link["DESC"] = description
-        if preview:
-            link["PREVIEW"] = preview
-        return self._add({"LINK": link})
+        return self._add(
+            {"LINK": {"LINK": url, **_given(NAME=name, DESC=description, PREVIEW=preview)}}
+        )
 
     def user(self, name: str, *, avatar: str = "", link: str = "") -> Attach:
-        user: dict[str, Any] = {"NAME": name}
-        if avatar:
-            user["AVATAR"] = avatar
-        if link:
-            user["LINK"] = link
-        return self._add({"USER": user})
+        return self._add({"USER": {"NAME": name, **_given(AVATAR=avatar, LINK=link)}})
 
     def grid(
         self, rows: Iterable[tuple[str, str]], *, display: str = "LINE", width: int = 100
@@ -137,12 +127,7 @@ class Attach:
         return self._add({"GRID": grid})
 
     def image(self, url: str, *, name: str = "", preview: str = "") -> Attach:
-        image: dict[str, Any] = {"LINK": url}
-        if name:
-            image["NAME"] = name
-        if preview:
-            image["PREVIEW"] = preview
-        return self._add({"IMAGE": [image]})
+        return self._add({"IMAGE": [{"LINK": url, **_given(NAME=name, PREVIEW=preview)}]})
 
     def file(self, url: str, *, name: str = "", size: int | None = None) -> Attach:
         entry: dict[str, Any] = {"LINK": url}
@@ -162,6 +147,11 @@ class Attach:
         if self.color:
             attach["COLOR"] = self.color
         return check_size("ATTACH", attach)
+
+
+def _given(**fields: str) -> dict[str, str]:
+    """The optional fields that were given (empty strings are left out, as Bitrix24 wants)."""
+    return {key: value for key, value in fields.items() if value}
 
 
 def to_bitrix(name: str, value: Any) -> Any:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import requests
 from django.db import connection, transaction
 from django.db.models import F
+from django.dispatch import Signal
 
 from imbot_app import errors
 from imbot_app.conf import imbot_settings
@@ -275,14 +276,7 @@ class RestClient:
                 if body.get("scope"):
                     current.scope = str(body["scope"])[:1024]
                 current.save()
-                transaction.on_commit(
-                    partial(
-                        token_refreshed.send,
-                        sender=RestClient,
-                        portal=self.portal,
-                        user_id=current.user_id,
-                    )
-                )
+                self._send_on_commit(token_refreshed, user_id=current.user_id)
                 return current
             failure = errors.from_response(
                 str(body.get("error", "invalid_grant")),
@@ -301,17 +295,16 @@ class RestClient:
                     status=Portal.Status.REAUTH_REQUIRED
                 )
                 self.portal.status = Portal.Status.REAUTH_REQUIRED
-                transaction.on_commit(
-                    partial(
-                        token_refresh_failed.send,
-                        sender=RestClient,
-                        portal=self.portal,
-                        user_id=seen.user_id,
-                        error=failure,
-                    )
-                )
+                self._send_on_commit(token_refresh_failed, user_id=seen.user_id, error=failure)
         # The portal's new status is committed; now tell the caller.
         raise failure
+
+    def _send_on_commit(self, signal: Signal, **kwargs: Any) -> None:
+        """Send ``signal`` for this portal once the refresh's transaction commits.
+
+        Receivers then see the stored outcome, never one that is about to be rolled back.
+        """
+        transaction.on_commit(partial(signal.send, sender=RestClient, portal=self.portal, **kwargs))
 
     def _oauth_refresh(self, credential: Credential) -> dict[str, Any]:
         if not credential.refresh_token:

@@ -2,38 +2,40 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from typing import TypedDict, Unpack
 
 from imbot_app.testing.fake_state import (
     Answer,
     FakePortal,
-    FakeToken,
+    FakeShared,
     Fault,
-    RecordedCall,
     error_answer,
 )
 
 
-class FaultInjection:
-    """Ways to make the fake answer with Bitrix24's errors."""
+class ErrorSpec(TypedDict, total=False):
+    """The error a failing call answers: ``error``, ``description`` and HTTP ``status``.
 
-    # Provided by FakeBitrix24.
-    calls: list[RecordedCall]
-    installs: dict[str, dict[str, Any]]
-    client_id: str
-    client_secret: str
-    _tokens: dict[str, FakeToken]
-    _refresh: dict[str, str]
-    _portals: dict[str, FakePortal]
-    _ids: Iterator[int]
-    _faults: list[Answer]
-    _method_faults: list[Fault]
-    _throttled: int
-    _rate: tuple[float, int] | None
-    _lock: threading.RLock
+    One spec for :meth:`FaultInjection.fail_next` and :meth:`FaultInjection.fail_method`, so
+    the two keep the same keywords and defaults (Bitrix24's 500 ``INTERNAL_SERVER_ERROR``).
+    """
+
+    error: str
+    description: str
+    status: int
+
+
+def spec_answer(spec: ErrorSpec) -> Answer:
+    return error_answer(
+        spec.get("status", 500),
+        spec.get("error", "INTERNAL_SERVER_ERROR"),
+        spec.get("description", "Internal server error"),
+    )
+
+
+class FaultInjection(FakeShared):
+    """Ways to make the fake answer with Bitrix24's errors."""
 
     def expire(self, access_token: str | None = None) -> None:
         """Expire one access token, or every one issued so far."""
@@ -47,17 +49,10 @@ class FaultInjection:
         with self._lock:
             self._refresh.clear()
 
-    def fail_next(
-        self,
-        count: int = 1,
-        *,
-        error: str = "INTERNAL_SERVER_ERROR",
-        description: str = "Internal server error",
-        status: int = 500,
-    ) -> None:
-        """The next ``count`` REST calls answer this error."""
+    def fail_next(self, count: int = 1, **spec: Unpack[ErrorSpec]) -> None:
+        """The next ``count`` REST calls answer this error (see :class:`ErrorSpec`)."""
         with self._lock:
-            self._faults.extend([error_answer(status, error, description)] * count)
+            self._faults.extend([spec_answer(spec)] * count)
 
     def fail_method(
         self,
@@ -65,14 +60,11 @@ class FaultInjection:
         *,
         member_id: str | None = None,
         count: int = 1,
-        error: str = "INTERNAL_SERVER_ERROR",
-        description: str = "Internal server error",
-        status: int = 500,
+        **spec: Unpack[ErrorSpec],
     ) -> None:
         """The next ``count`` calls of ``method`` (on one portal, or any) answer this error."""
         with self._lock:
-            answer = error_answer(status, error, description)
-            self._method_faults.append(Fault(method, member_id, count, answer))
+            self._method_faults.append(Fault(method, member_id, count, spec_answer(spec)))
 
     def throttle(self, count: int) -> None:
         """The next ``count`` REST calls answer 503 ``QUERY_LIMIT_EXCEEDED``."""

@@ -3,40 +3,27 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from imbot_app.testing.fake_state import (
     Answer,
     FakePortal,
+    FakeShared,
     FakeToken,
-    Fault,
     RecordedCall,
     by_id,
+    delete_by_id,
     error_answer,
+    update_by_id,
     yn_flag,
 )
 from imbot_app.wire import decode_form
 
 
-class ImbotMethods:
+class ImbotMethods(FakeShared):
     """One method per REST method, each ``(portal, caller, params) -> answer``."""
 
-    # Provided by FakeBitrix24.
-    calls: list[RecordedCall]
-    installs: dict[str, dict[str, Any]]
-    client_id: str
-    client_secret: str
-    _tokens: dict[str, FakeToken]
-    _refresh: dict[str, str]
-    _portals: dict[str, FakePortal]
-    _ids: Iterator[int]
-    _faults: list[Answer]
-    _method_faults: list[Fault]
-    _throttled: int
-    _rate: tuple[float, int] | None
-    _lock: threading.RLock
     methods: dict[str, Callable[[FakePortal, FakeToken, dict[str, Any]], Answer]]
 
     def next_id(self) -> int:
@@ -135,18 +122,14 @@ class ImbotMethods:
         return 200, {"result": bot_id}
 
     def _update(self, portal: FakePortal, info: FakeToken, p: dict[str, Any]) -> Answer:
-        bot = by_id(portal.bots, p, "BOT_ID")
-        if bot is None:
-            return error_answer(400, "BOT_ID_ERROR", "Bot not found")
-        fields = p.get("FIELDS")
-        if not isinstance(fields, dict) or not fields:
-            return error_answer(400, "WRONG_REQUEST", "Fields are not specified")
-        for key, value in fields.items():
-            if key == "PROPERTIES" and isinstance(value, dict):
-                bot["PROPERTIES"].update(value)
-            elif key in ("CODE",) or key.startswith("EVENT_"):
-                bot[key] = value
-        return 200, {"result": True}
+        def apply(bot: dict[str, Any], fields: dict[str, Any]) -> None:
+            for key, value in fields.items():
+                if key == "PROPERTIES" and isinstance(value, dict):
+                    bot["PROPERTIES"].update(value)
+                elif key in ("CODE",) or key.startswith("EVENT_"):
+                    bot[key] = value
+
+        return update_by_id(portal.bots, p, "BOT_ID", "BOT_ID_ERROR", "Bot not found", apply)
 
     def _unregister(self, portal: FakePortal, info: FakeToken, p: dict[str, Any]) -> Answer:
         bot = by_id(portal.bots, p, "BOT_ID")
@@ -200,24 +183,20 @@ class ImbotMethods:
         return 200, {"result": command_id}
 
     def _command_update(self, portal: FakePortal, info: FakeToken, p: dict[str, Any]) -> Answer:
-        command = by_id(portal.commands, p, "COMMAND_ID")
-        if command is None:
-            return error_answer(400, "COMMAND_ID_ERROR", "Command not found")
-        fields = p.get("FIELDS")
-        if not isinstance(fields, dict) or not fields:
-            return error_answer(400, "WRONG_REQUEST", "Fields are not specified")
-        # As Bitrix24's core: COMMON cannot be changed (only unregister and register again).
-        for key in ("COMMAND", "EVENT_COMMAND_ADD", "HIDDEN", "EXTRANET_SUPPORT", "LANG"):
-            if key in fields:
-                command[key] = fields[key]
-        return 200, {"result": True}
+        def apply(command: dict[str, Any], fields: dict[str, Any]) -> None:
+            # As Bitrix24's core: COMMON cannot be changed (only unregister and register again).
+            for key in ("COMMAND", "EVENT_COMMAND_ADD", "HIDDEN", "EXTRANET_SUPPORT", "LANG"):
+                if key in fields:
+                    command[key] = fields[key]
+
+        return update_by_id(
+            portal.commands, p, "COMMAND_ID", "COMMAND_ID_ERROR", "Command not found", apply
+        )
 
     def _command_unregister(self, portal: FakePortal, info: FakeToken, p: dict[str, Any]) -> Answer:
-        command = by_id(portal.commands, p, "COMMAND_ID")
-        if command is None:
-            return error_answer(400, "COMMAND_ID_ERROR", "Command not found")
-        del portal.commands[command["ID"]]
-        return 200, {"result": True}
+        return delete_by_id(
+            portal.commands, p, "COMMAND_ID", "COMMAND_ID_ERROR", "Command not found"
+        )
 
     def _store_message(self, portal: FakePortal, p: dict[str, Any], **extra: Any) -> Answer:
         text = str(p.get("MESSAGE") or "").strip()
@@ -259,11 +238,9 @@ class ImbotMethods:
         return 200, {"result": True}
 
     def _message_delete(self, portal: FakePortal, info: FakeToken, p: dict[str, Any]) -> Answer:
-        message = by_id(portal.messages, p, "MESSAGE_ID")
-        if message is None:
-            return error_answer(400, "MESSAGE_ID_ERROR", "Message ID can't be empty")
-        del portal.messages[message["ID"]]
-        return 200, {"result": True}
+        return delete_by_id(
+            portal.messages, p, "MESSAGE_ID", "MESSAGE_ID_ERROR", "Message ID can't be empty"
+        )
 
     def _send_typing(self, portal: FakePortal, info: FakeToken, p: dict[str, Any]) -> Answer:
         if not p.get("DIALOG_ID"):

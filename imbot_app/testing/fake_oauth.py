@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from imbot_app.testing.fake_state import (
     Answer,
-    FakePortal,
-    FakeToken,
-    Fault,
+    FakeShared,
     RecordedCall,
     error_answer,
 )
 
 
-class OAuthServer:
+class OAuthServer(FakeShared):
     """``/oauth/token/`` and ``app.info``, as Bitrix24's OAuth server answers them."""
-
-    # Provided by FakeBitrix24.
-    calls: list[RecordedCall]
-    installs: dict[str, dict[str, Any]]
-    client_id: str
-    client_secret: str
-    _tokens: dict[str, FakeToken]
-    _refresh: dict[str, str]
-    _portals: dict[str, FakePortal]
-    _ids: Iterator[int]
-    _faults: list[Answer]
-    _method_faults: list[Fault]
-    _throttled: int
-    _rate: tuple[float, int] | None
-    _lock: threading.RLock
 
     @property
     def url(self) -> str:

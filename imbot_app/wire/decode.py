@@ -22,14 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-__all__ = [
-    "DEFAULT_MAX_DEPTH",
-    "DEFAULT_MAX_FIELDS",
-    "NUL_MESSAGE",
-    "WireError",
-    "decode_form",
-    "decode_json",
-]
+# The public names are listed once, in imbot_app.wire's __all__ (as for encode.py).
 
 DEFAULT_MAX_DEPTH = 16
 DEFAULT_MAX_FIELDS = 1000

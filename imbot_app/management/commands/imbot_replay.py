@@ -36,49 +36,43 @@ from imbot_app.models import Event
 MAX_FAILURES_SHOWN = 20
 
 
+def _repeatable(parser: CommandParser, flag: str, dest: str, help: str, **extra: Any) -> None:
+    """A filter option that may be given many times; absent, it is an empty list (no filter)."""
+    parser.add_argument(flag, dest=dest, action="append", default=[], help=help, **extra)
+
+
 class Command(BaseCommand):
     help = "Run the handlers of stored events again (failed and unfinished ones by default)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--id",
-            dest="ids",
-            type=int,
-            action="append",
-            default=[],
-            metavar="ID",
-            help="an event id (repeatable)",
-        )
+        _repeatable(parser, "--id", "ids", "an event id (repeatable)", type=int, metavar="ID")
         parser.add_argument(
             "--since",
             type=moment,
             help="received at or after: 2h, 3d, 2025-03-01, 2025-03-01T10:30",
         )
         parser.add_argument("--until", type=moment, help="received before (same formats)")
-        parser.add_argument(
+        _repeatable(
+            parser,
             "--event",
-            dest="names",
-            action="append",
-            default=[],
+            "names",
+            "Bitrix24 event name, e.g. ONIMBOTMESSAGEADD (repeatable)",
             metavar="NAME",
-            help="Bitrix24 event name, e.g. ONIMBOTMESSAGEADD (repeatable)",
         )
-        parser.add_argument(
+        _repeatable(
+            parser,
             "--portal",
-            dest="member_ids",
-            action="append",
-            default=[],
+            "member_ids",
+            "the portal's member_id (repeatable)",
             metavar="MEMBER_ID",
-            help="the portal's member_id (repeatable)",
         )
-        parser.add_argument(
+        _repeatable(
+            parser,
             "--status",
-            dest="statuses",
-            action="append",
-            default=[],
-            choices=[s.value for s in Event.Status],
-            help="only events with this status (repeatable); default: received and failed, "
+            "statuses",
+            "only events with this status (repeatable); default: received and failed, "
             "plus processed with --force",
+            choices=[s.value for s in Event.Status],
         )
         parser.add_argument(
             "--force",
