@@ -14,7 +14,19 @@ from django.utils.safestring import SafeString
 
 from imbot_app.admin.secrets import SecretLookupsRefused
 
-__all__ = ["RecordAdmin", "rows_link"]
+__all__ = ["ReadOnlyInline", "RecordAdmin", "rows_link"]
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown under their parent (a handful), read-only, each linked to its own page."""
+
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> Any:
+        return self.fields
 
 
 def rows_link(

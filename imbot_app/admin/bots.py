@@ -6,22 +6,17 @@ from django.contrib import admin
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
 
-from imbot_app.admin.base import RecordAdmin, rows_link
+from imbot_app.admin.base import ReadOnlyInline, RecordAdmin, rows_link
 from imbot_app.models import Bot, Command
 
 __all__ = ["BotAdmin", "CommandAdmin"]
 
 
-class CommandInline(admin.TabularInline):
+class CommandInline(ReadOnlyInline):
     """A bot's commands (a handful), linked to their own pages."""
 
     model = Command
     fields = ("command_id", "command", "title", "common", "registered_at", "deleted_at")
-    readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = True
 
 
 @admin.register(Bot)

@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from imbot_app.admin.badges import badge
+from imbot_app.admin.base import ReadOnlyInline
 from imbot_app.admin.masking import mask
 from imbot_app.admin.secrets import SecretLookupsRefused
 from imbot_app.models import Bot, Credential, Portal
@@ -36,16 +37,11 @@ def registration_badge(portal: Portal) -> SafeString:
     return badge("received", "not registered")
 
 
-class BotInline(admin.TabularInline):
+class BotInline(ReadOnlyInline):
     """The portal's bots (a handful), linked to their own pages with their commands."""
 
     model = Bot
     fields = ("bot_id", "code", "name", "registered_at", "deleted_at")
-    readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = True
 
 
 @admin.register(Portal)
