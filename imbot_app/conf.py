@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "IMBOT_MAX_BODY_BYTES": 1024 * 1024,
     "IMBOT_MAX_FIELDS": 1000,
     "IMBOT_MAX_DEPTH": 16,
+    # Extra CSP sources allowed to frame the install page besides Bitrix24's cloud zones and
+    # the verified portal domain, e.g. ["https://crm.example.com"] for on-premise portals.
+    "IMBOT_FRAME_ANCESTORS": [],
     # Seconds to wait for the OAuth server when verifying an install.
     "IMBOT_HTTP_TIMEOUT": 10.0,
     # META key holding the client address when behind a proxy, e.g. "HTTP_X_FORWARDED_FOR".
