@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
     # Extra CSP sources allowed to frame the install page besides Bitrix24's cloud zones and
     # the verified portal domain, e.g. ["https://crm.example.com"] for on-premise portals.
     "IMBOT_FRAME_ANCESTORS": [],
+    # Handler patterns (@on_message(regex=...)) meet text anyone can send: each search may
+    # take at most this many seconds (None: no limit), on at most this many characters.
+    "IMBOT_REGEX_TIMEOUT": 0.1,
+    "IMBOT_REGEX_MAX_TEXT": 100_000,
     # Seconds to wait for the OAuth server when verifying an install.
     "IMBOT_HTTP_TIMEOUT": 10.0,
     # META key holding the client address when behind a proxy, e.g. "HTTP_X_FORWARDED_FOR".
