@@ -40,6 +40,7 @@ from . import events as ev
 from .auth import AuthenticationFailed, InstallInfo, verify_install
 from .bots import declared_bots
 from .conf import imbot_settings
+from .form_posts import small_bodies_only
 from .framing import allow_bitrix24_framing, framed_by_bitrix24
 from .models import Credential, Portal
 from .registration import Plan, sync_portal
@@ -130,7 +131,13 @@ def _page(request: HttpRequest, status: int = 200, **context: Any) -> HttpRespon
 
 
 @method_decorator(
-    [csrf_exempt, xframe_options_exempt, framed_by_bitrix24, transaction.non_atomic_requests],
+    [
+        csrf_exempt,
+        xframe_options_exempt,
+        framed_by_bitrix24,
+        small_bodies_only,
+        transaction.non_atomic_requests,
+    ],
     name="dispatch",
 )
 class InstallView(View):

@@ -6,12 +6,15 @@ import secrets
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from imbot_app.framing import BITRIX24_CLOUD_ZONES
 from imbot_app.testing import FakeBitrix24
 from tests.registration_kit import configure
 from tests.test_install_page import PATH, Visit
+
+FORM = "application/x-www-form-urlencoded"
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +95,26 @@ def test_configured_extra_ancestors_are_added_and_must_be_csp_sources(
 def test_other_pages_stay_unframeable(client) -> None:
     response = client.get("/admin/login/")
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+# --------------------------------------------------------------------------- hostile bodies
+
+
+def test_an_upload_larger_than_the_body_limit_is_refused_before_it_is_read(client) -> None:
+    # Multipart files are not bounded by DATA_UPLOAD_MAX_MEMORY_SIZE: Django would read them
+    # to the end and spool them to disk.  Bitrix24's own form is a few hundred bytes.
+    upload = SimpleUploadedFile("big.bin", b"x" * (3 * 1024 * 1024))
+    response = client.post(PATH, {"AUTH_ID": "a", "member_id": "b", "file": upload})
+    assert response.status_code == 413
+    assert_only_bitrix24_may_frame(response)
+
+
+def test_a_form_larger_than_the_body_limit_is_413(client, settings) -> None:
+    settings.IMBOT_MAX_BODY_BYTES = 1000
+    response = client.post(
+        PATH, "AUTH_ID=a&member_id=b&PLACEMENT_OPTIONS=" + "x" * 1000, content_type=FORM
+    )
+    assert response.status_code == 413
+    assert_only_bitrix24_may_frame(response)
+    response = client.post(PATH, "AUTH_ID=a", content_type=FORM, CONTENT_LENGTH="ten")
+    assert response.status_code == 400
