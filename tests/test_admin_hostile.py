@@ -15,6 +15,7 @@ from django.apps import apps
 from django.urls import NoReverseMatch, reverse
 
 from imbot_app import on_message
+from imbot_app.bbcode import TRUNCATED
 from imbot_app.context import MessageContext
 from imbot_app.models import ChatUser, HandlerRun, Message
 from tests.admin_scenes import connected_portal
@@ -77,3 +78,30 @@ def test_every_admin_page_escapes_hostile_fields(
             html = response.content.decode()
             for markup in UNESCAPED:
                 assert markup not in html, (page + query, markup)
+
+
+def test_lists_never_load_whole_payloads_or_texts(
+    admin_client: Any, fake_b24: Any, settings: Any, deliver: Any
+) -> None:
+    # A text and a payload may each be IMBOT_MAX_BODY_BYTES: a list of 100 rows would load
+    # 100 MB to show 80 characters of each.  Only the shown prefix leaves the database.
+    settings.IMBOT_CLIENT_ID = fake_b24.client_id
+    settings.IMBOT_ADMIN_TEXT_LIMIT = 1000
+    live = connected_portal(fake_b24)
+    deliver(live.message("[b]big[/b] " + "x" * 5000))
+    message = Message.objects.get(direction=Message.Direction.IN)
+
+    messages = admin_client.get(reverse("admin:imbot_app_message_changelist"))
+    [row] = messages.context["cl"].result_list
+    assert {"text", "text_original"} <= row.get_deferred_fields()
+    assert "[b]big[/b] xxxx" in messages.content.decode()  # the preview, from the prefix
+
+    events = admin_client.get(reverse("admin:imbot_app_event_changelist"))
+    [event] = events.context["cl"].result_list
+    assert "payload" in event.get_deferred_fields()
+
+    chat = admin_client.get(reverse("admin:imbot_app_chat_change", args=[message.chat_id]))
+    [entry] = chat.context["transcript"].entries
+    assert {"text", "text_original"} <= entry.message.get_deferred_fields()
+    assert entry.html.startswith("<strong>big</strong> xxx")
+    assert entry.html.endswith(TRUNCATED) and entry.html.count("x") == 1000 - len("[b]big[/b] ")

@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import (
@@ -35,6 +36,7 @@ from . import replaying
 from .badges import badge
 from .base import RecordAdmin
 from .filters import EventNameFilter
+from .lean import deferring_changelist
 from .sections import paginate
 
 __all__ = ["EventAdmin", "HandlerRunAdmin"]
@@ -65,6 +67,11 @@ class EventAdmin(RecordAdmin):
     )
     search_fields = ("=id", "=handler_id")
     actions = ("replay_selected",)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        # The list never shows the payload (up to IMBOT_MAX_BODY_BYTES each): never load it.
+        return deferring_changelist("payload")
+
     fieldsets = (
         (None, {"fields": ("name", "status_badge", "portal", "error", "related")}),
         (
