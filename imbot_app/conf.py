@@ -40,6 +40,16 @@ DEFAULTS: dict[str, Any] = {
     "IMBOT_MAX_BODY_BYTES": 1024 * 1024,
     "IMBOT_MAX_FIELDS": 1000,
     "IMBOT_MAX_DEPTH": 16,
+    # Extra CSP sources allowed to frame the install page besides Bitrix24's cloud zones and
+    # the verified portal domain, e.g. ["https://crm.example.com"] for on-premise portals.
+    "IMBOT_FRAME_ANCESTORS": [],
+    # Handler patterns (@on_message(regex=...)) meet text anyone can send: each search may
+    # take at most this many seconds (None: no limit), on at most this many characters.
+    "IMBOT_REGEX_TIMEOUT": 0.1,
+    "IMBOT_REGEX_MAX_TEXT": 100_000,
+    # Characters of a message's text the admin renders (BB codes and all); the rest is cut
+    # with "… (truncated)" so that one huge message cannot stall a chat page.
+    "IMBOT_ADMIN_TEXT_LIMIT": 20_000,
     # Seconds to wait for the OAuth server when verifying an install.
     "IMBOT_HTTP_TIMEOUT": 10.0,
     # META key holding the client address when behind a proxy, e.g. "HTTP_X_FORWARDED_FOR".

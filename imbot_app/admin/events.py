@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import (
@@ -33,6 +34,7 @@ from imbot_app.admin import replaying
 from imbot_app.admin.badges import badge
 from imbot_app.admin.base import RecordAdmin
 from imbot_app.admin.filters import EventNameFilter
+from imbot_app.admin.lean import deferring_changelist
 from imbot_app.admin.messages import event_column
 from imbot_app.admin.sections import paginate
 from imbot_app.models import Event, HandlerRun
@@ -65,6 +67,11 @@ class EventAdmin(RecordAdmin):
     )
     search_fields = ("=id", "=handler_id")
     actions = ("replay_selected",)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        # The list never shows the payload (up to IMBOT_MAX_BODY_BYTES each): never load it.
+        return deferring_changelist("payload")
+
     fieldsets = (
         (None, {"fields": ("name", "status_badge", "portal", "error", "related")}),
         (

@@ -6,6 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.db.models.functions import Substr
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -15,6 +18,7 @@ from imbot_app.admin.badges import badge
 from imbot_app.admin.base import RecordAdmin
 from imbot_app.admin.bbcode import render_bbcode
 from imbot_app.admin.filters import AuthorFilter, ChatFilter, EventFilter, InvocationContextFilter
+from imbot_app.admin.lean import deferring_changelist
 from imbot_app.models import CommandInvocation, Message
 
 __all__ = ["CommandInvocationAdmin", "MessageAdmin", "event_column", "event_link"]
@@ -86,9 +90,18 @@ class MessageAdmin(RecordAdmin):
     def direction_badge(self, obj: Message) -> SafeString:
         return badge(obj.direction)
 
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        # Texts may be 1 MB each: the list loads the preview's characters only.
+        return deferring_changelist(
+            "text", "text_original", text_head=Substr("text", 1, PREVIEW_CHARS + 1)
+        )
+
     @admin.display(description="text")
     def preview(self, obj: Message) -> str:
-        return Truncator(obj.text.replace("\n", " ")).chars(PREVIEW_CHARS) or "(empty)"
+        text = getattr(obj, "text_head", None)
+        if text is None:
+            text = obj.text
+        return Truncator(text.replace("\n", " ")).chars(PREVIEW_CHARS) or "(empty)"
 
     @admin.display(description="text, as shown in the chat")
     def rendered(self, obj: Message) -> SafeString:

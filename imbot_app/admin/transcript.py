@@ -19,7 +19,9 @@ from django.utils.safestring import SafeString
 
 from imbot_app.admin.badges import badge
 from imbot_app.admin.bbcode import render_bbcode
+from imbot_app.admin.lean import text_prefix
 from imbot_app.admin.sections import Section, paginate
+from imbot_app.conf import imbot_settings
 from imbot_app.models import Chat, ChatUser, CommandInvocation, Message
 
 __all__ = [
@@ -93,7 +95,15 @@ def build(
     chat: Chat, request: HttpRequest, *, site_name: str = "admin", per_page: int = PAGE_SIZE
 ) -> Transcript:
     """The page of ``chat``'s transcript the request asks for; the latest page by default."""
-    messages = Message.objects.filter(chat=chat).select_related("author").order_by("message_id")
+    # Only as much text as the page renders (twice the limit: "\r\n" counts one once rendered).
+    shown = text_prefix(2 * int(imbot_settings.ADMIN_TEXT_LIMIT) + 1)
+    messages = (
+        Message.objects.filter(chat=chat)
+        .select_related("author")
+        .defer("text", "text_original")
+        .annotate(shown_text=shown)
+        .order_by("message_id")
+    )
     section = paginate(messages, request, param=PAGE_PARAM, per_page=per_page, last_by_default=True)
     page: list[Message] = section.rows
     by_message: dict[int, list[InvocationLine]] = {}
@@ -113,7 +123,7 @@ def build(
     entries = tuple(
         TranscriptEntry(
             message=message,
-            html=render_bbcode(message.text_original or message.text),
+            html=render_bbcode(getattr(message, "shown_text", None) or ""),
             invocations=tuple(by_message.get(message.message_id, ())),
             event_url=(
                 reverse(f"{site_name}:imbot_app_event_change", args=[message.event_id])

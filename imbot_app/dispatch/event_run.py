@@ -81,7 +81,9 @@ class _Candidate:
             return self.receiver.match(self.context)
         return NO_ARGUMENTS
 
-    def call(self, sender: Any, match: Match) -> Any:
+    def call(self, sender: Any, match: Match | Exception) -> Any:
+        if isinstance(match, Exception):
+            raise match  # its filter failed: recorded as this handler's run, failed
         if isinstance(self.receiver, Route):
             return self.receiver.invoke(self.context, match)
         named = {"signal": self.signal, "sender": sender, self.keyword: self.context}
@@ -128,7 +130,10 @@ class EventRun:
         for candidate in self._candidates(loaded):
             if loaded.state.stopped:
                 break
-            match = candidate.match()
+            try:
+                match: Match | Exception | None = candidate.match()
+            except Exception as exc:  # e.g. PatternTimeout: the handler's failure, not the event's
+                match = exc
             if match is None:
                 continue
             key = candidate.path + candidate.suffix
@@ -203,7 +208,7 @@ class EventRun:
         candidate: _Candidate,
         key: str,
         sender: Any,
-        match: Match,
+        match: Match | Exception,
         state: ctx.DispatchState,
     ) -> None:
         run = HandlerRun.objects.create(

@@ -36,6 +36,7 @@ from asgiref.sync import async_to_sync
 from django.dispatch import Signal
 
 from imbot_app import signals
+from imbot_app.dispatch import patterns
 
 __all__ = [
     "Route",
@@ -213,13 +214,15 @@ class Router:
         """Run the handler for new messages (ONIMBOTMESSAGEADD), optionally filtered.
 
         ``regex`` is searched in ``message.text``; its named groups are passed as keyword
-        arguments, or else its unnamed groups as positional ones.  ``chat_type`` is a
+        arguments, or else its unnamed groups as positional ones.  It is matched with a
+        timeout (``IMBOT_REGEX_TIMEOUT``, see :mod:`imbot_app.dispatch.patterns`): a pattern that
+        times out on a message is recorded as this handler's failure.  ``chat_type`` is a
         :class:`~imbot_app.models.ChatType` letter or several ("P" private, "C" group ...).
         Messages written by bots never get here.  Usable bare: ``@on_message``.
         """
         if callable(regex) and not isinstance(regex, re.Pattern):
             return self.on_message()(regex)
-        pattern = re.compile(regex) if isinstance(regex, str) else regex
+        pattern = patterns.compile_pattern(regex) if regex is not None else None
         types = _chat_types(chat_type)
 
         def matcher(message: Any) -> Match | None:
@@ -227,7 +230,7 @@ class Router:
                 return None
             if pattern is None:
                 return NO_ARGUMENTS
-            found = pattern.search(message.text)
+            found = patterns.search(pattern, message.text)
             if found is None:
                 return None
             named = found.groupdict()

@@ -17,7 +17,8 @@ registers the declared bots (:func:`imbot_app.lifecycle.registration.sync_portal
 ONAPPINSTALL: its delivery after installFinish brings the application token every later event
 is checked against) and renders ``imbot_app/install.html``, which calls installFinish only
 if all of that worked and shows what failed otherwise.  It is CSRF-exempt (Bitrix24 posts it
-cross-site) and may be framed (X-Frame-Options exempt), this view only.
+cross-site) and may be framed (X-Frame-Options exempt), this view only, and only by Bitrix24 and
+the portal (``Content-Security-Policy: frame-ancestors``, :mod:`imbot_app.web.framing`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from imbot_app.lifecycle.plans import Plan
 from imbot_app.lifecycle.registration import sync_portal
 from imbot_app.logsafe import safe, safe_text
 from imbot_app.models import Credential, Portal
+from imbot_app.web.form_posts import small_bodies_only
+from imbot_app.web.framing import allow_bitrix24_framing, framed_by_bitrix24
 
 logger = logging.getLogger("imbot_app.install")
 
@@ -133,11 +136,22 @@ def _page(request: HttpRequest, status: int = 200, **context: Any) -> HttpRespon
     context.setdefault("ok", False)
     context.setdefault("install_finish", False)
     context.setdefault("language", "en")
-    return render(request, TEMPLATE, context, status=status)
+    response = render(request, TEMPLATE, context, status=status)
+    # Framed by Bitrix24 and, once app.info confirmed it, the portal's own domain.
+    portal = context.get("portal")
+    allow_bitrix24_framing(response, portal.domain if portal is not None else "")
+    return response
 
 
 @method_decorator(
-    [csrf_exempt, xframe_options_exempt, transaction.non_atomic_requests], name="dispatch"
+    [
+        csrf_exempt,
+        xframe_options_exempt,
+        framed_by_bitrix24,
+        small_bodies_only,
+        transaction.non_atomic_requests,
+    ],
+    name="dispatch",
 )
 class InstallView(View):
     """``GET`` / ``POST /imbot/install/``: verify, store, register, then installFinish."""
