@@ -41,6 +41,7 @@ from .bots import declared_bots
 from .conf import imbot_settings
 from .models import Credential, Portal
 from .registration import Plan, sync_portal
+from .registration_wait import wait_for_public_url
 
 logger = logging.getLogger("imbot_app.install")
 
@@ -181,6 +182,8 @@ class InstallView(View):
         try:
             if not declared_bots():
                 return None, ""
+            if wait_for_public_url(portal):
+                return None, portal.registration_error
             plan = sync_portal(portal)
         except Exception as exc:
             logger.exception("install page: registering the bots on %s failed", portal)

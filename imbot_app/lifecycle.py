@@ -16,7 +16,8 @@ each run recorded as a :class:`~imbot_app.models.HandlerRun`, and a failed one i
 a replay.  A failed registration raises :class:`RegistrationFailed`, so the event is marked
 failed with the reason in ``Event.error``, while :mod:`imbot_app.registration` has put the
 same reason in ``Portal.registration_error``; the installation itself, stored by the webhook,
-stands.
+stands.  A missing ``IMBOT_PUBLIC_URL`` is not a failure but a state (normal before the site
+has a public address): see :mod:`imbot_app.registration_wait`.
 
 The routes are connected to the signals directly (:func:`connect`, called when Django starts),
 not through the router, so a test's ``router.isolated()`` keeps them.  Registration runs
@@ -41,6 +42,7 @@ from .context import AppContext
 from .errors import ImbotError
 from .models import ChatUser, CommandInvocation, Event, Message, Portal
 from .registration import sync_portal
+from .registration_wait import wait_for_public_url
 from .routing import NO_ARGUMENTS, Match, Route
 
 logger = logging.getLogger("imbot_app.lifecycle")
@@ -69,6 +71,8 @@ def resync_declared_bots(app: AppContext) -> None:
 
 
 def _sync(portal: Portal, *, rebind: bool) -> None:
+    if wait_for_public_url(portal):
+        return  # one warning line and a state on the portal, not a failed install
     if rebind and portal.bound_events:
         Portal.objects.filter(pk=portal.pk).update(bound_events={})
         portal.bound_events = {}

@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from ..models import Bot, Credential, Portal
+from ..registration_wait import WAITING, is_waiting
 from .badges import badge
 from .masking import mask
 
@@ -28,6 +29,8 @@ EDITABLE = ("status", "language", "rate_limit", "rate_burst")
 
 
 def registration_badge(portal: Portal) -> SafeString:
+    if is_waiting(portal):
+        return badge("received", WAITING)
     if portal.registration_error:
         return badge("failed", "registration failed")
     if portal.registered_at:

@@ -7,7 +7,9 @@
 
 Without ``--force`` failed events resume (handlers that succeeded are not run again) and
 received ones run for the first time; ``--force`` runs every handler of processed events too.
-A summary ends the run; the exit status is 1 when any event failed.  See
+A summary ends the run; the exit status is 1 when any event failed.  Each failed handler is
+one line on stderr; ``-v 2`` adds every event's outcome and the handlers' tracebacks.  A dry
+run counts as "would run" only the events some handler would run for.  See
 :mod:`imbot_app.replay`.
 """
 
@@ -32,6 +34,7 @@ from imbot_app.replay import (
 )
 
 from ._arguments import moment
+from ._quiet import tracebacks_only_when_verbose
 from ._wording import plural
 
 MAX_FAILURES_SHOWN = 20
@@ -113,7 +116,9 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self.dry_run(chunks, force=selection.force)
             return
-        self.replay(events.count(), chunks, force=selection.force, verbosity=options["verbosity"])
+        verbosity = options["verbosity"]
+        with tracebacks_only_when_verbose(verbosity):
+            self.replay(events.count(), chunks, force=selection.force, verbosity=verbosity)
 
     # ---------------------------------------------------------------- replay
 
@@ -130,7 +135,8 @@ class Command(BaseCommand):
         if bar is not None:
             bar.finish()
         for failure in summary.failures[:MAX_FAILURES_SHOWN]:
-            self.stderr.write(f"event {failure.event_id} failed: {failure.detail}")
+            for detail in failure.handler_errors or (failure.detail,):
+                self.stderr.write(f"event {failure.event_id} failed: {detail}")
         if summary.failed > MAX_FAILURES_SHOWN:
             self.stderr.write(f"... and {summary.failed - MAX_FAILURES_SHOWN} more failures")
         self.stdout.write(f"Replayed {plural(summary.total, 'event')}: {summary.describe()}")
@@ -153,20 +159,23 @@ class Command(BaseCommand):
                     f"{event.received_at:%Y-%m-%d %H:%M:%S} {event.portal}"
                 )
                 reason = would_run(event, force=force)
-                if reason is not None:
+                runs, plan = (False, f"skip, {reason}") if reason else self.plan(event)
+                if runs:
+                    would += 1
+                else:
                     skipped += 1
-                    self.stdout.write(f"{line}: skip, {reason}")
-                    continue
-                would += 1
-                self.stdout.write(f"{line}: {self.describe_handlers(event)}")
+                self.stdout.write(f"{line}: {plan}")
         self.stdout.write(
             f"Dry run: {plural(would, 'event')} would run, {skipped} would be skipped"
         )
 
     @staticmethod
-    def describe_handlers(event: Event) -> str:
+    def plan(event: Event) -> tuple[bool, str]:
+        """Whether a replay would run anything for ``event``, and what."""
         try:
             handlers = planned_handlers(event)
         except ContextUnavailable as exc:
-            return f"would fail: {exc}"
-        return "runs " + ", ".join(handlers) if handlers else "no handler matches"
+            return True, f"would fail: {exc}"
+        if not handlers:
+            return False, "skip, no handler matches"
+        return True, "runs " + ", ".join(handlers)
