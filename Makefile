@@ -24,12 +24,14 @@ run: install
 	@echo ""
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-# A simulated Bitrix24 portal talks to the example bot, served on DEMO_PORT for the occasion.
+# A simulated Bitrix24 portal talks to the example bot, served on DEMO_PORT for the occasion;
+# the fake Bitrix24 listens on DEMO_FAKE_PORT.  Both on 127.0.0.1.
 DEMO_PORT ?= 8001
+DEMO_FAKE_PORT ?= 8765
 
 demo: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py imbot_simulate --serve $(DEMO_PORT)
+	$(BIN)/python manage.py imbot_simulate --serve $(DEMO_PORT) --fake-port $(DEMO_FAKE_PORT)
 
 lint: install
 	$(BIN)/ruff check .
