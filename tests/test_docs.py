@@ -75,7 +75,14 @@ def test_the_marked_test_modules_pass_as_written(tmp_path: Path) -> None:
     for name, code in blocks:
         slug = re.sub(r"\W+", "_", name)
         (tmp_path / f"test_{slug}.py").write_text(code + "\n")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", "PYTHONPATH": str(ROOT)}
+    # A database of their own (SQLite in tmp_path): on PostgreSQL they would share, and drop,
+    # this run's test database.
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "PYTHONPATH": str(ROOT),
+        "IMBOT_TEST_SQLITE": str(tmp_path / "test.sqlite3"),
+    }
     result = subprocess.run(  # noqa: S603
         [
             sys.executable,
