@@ -53,7 +53,6 @@ def settings_source(fake: FakeBitrix24, port: int) -> str:
     return "\n".join(
         [
             f"from {base} import *  # noqa: F403",
-            f"from {base} import ALLOWED_HOSTS as _HOSTS",
             "",
             f"IMBOT_OAUTH_SERVERS = [{fake.rest_url!r}]",
             f"IMBOT_CLIENT_ID = {fake.client_id!r}",
@@ -63,7 +62,7 @@ def settings_source(fake: FakeBitrix24, port: int) -> str:
             "IMBOT_DISPATCH = 'inline'",
             "IMBOT_WEBHOOK_URL = ''",
             "IMBOT_WEBHOOK_CLIENT_ID = ''",
-            "ALLOWED_HOSTS = [*_HOSTS, '127.0.0.1']",
+            "ALLOWED_HOSTS = [*globals().get('ALLOWED_HOSTS', []), '127.0.0.1']",
             "",
         ]
     )
