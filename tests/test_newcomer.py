@@ -100,8 +100,16 @@ def test_a_new_project_from_the_tutorial_answers_through_the_simulator(tmp_path:
     assert "(imbot_app.W002)" in unconfigured and "(imbot_app.W003)" in unconfigured
     configured = run(python, "manage.py", "check", cwd=project, env=PRODUCTION_ISH)
     assert "System check identified no issues (0 silenced)." in configured
-    deploy = run(python, "manage.py", "check", "--deploy", cwd=project, env=PRODUCTION_ISH)
-    assert "imbot_app." not in deploy  # Django's own deploy advice is the project's
+    # startproject's DEBUG, SECRET_KEY and (Django 6.1) e-mail backend fail Django's own
+    # deployment checks: that advice is the project's; imbot_app must add nothing to it.
+    deploy = run(
+        python,
+        *("manage.py", "check", "--deploy", "--fail-level", "CRITICAL"),
+        cwd=project,
+        env=PRODUCTION_ISH,
+    )
+    assert "security.W018" in deploy  # the deployment checks did run
+    assert "imbot_app." not in deploy
 
     # 7. Talk to it.
     talk = run(

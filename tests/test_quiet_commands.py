@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.checks import run_checks
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from imbot_app.admin.overview import build
 from imbot_app.check_scope import running_command, show_configuration_warnings
+from imbot_app.checks import check_declared_bots, check_install_verification
 from imbot_app.models import Event, Portal
 from imbot_app.registration_wait import WAITING
 from tests.admin_scenes import talk
@@ -124,7 +124,8 @@ def test_configuration_warnings_show_in_check_and_runserver_only(argv, command, 
 def test_w002_and_w003_are_reported_outside_commands(settings: Any) -> None:
     settings.IMBOT_CLIENT_ID = ""
     settings.IMBOT_PUBLIC_URL = ""
-    ids = {message.id for message in run_checks()}
+    messages = [*check_install_verification(), *check_declared_bots()]
+    ids = {message.id for message in messages}
     assert {"imbot_app.W002", "imbot_app.W003"} <= ids
 
 
