@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+DOCS_PORT ?= 8002
 
-.PHONY: install run demo test lint typecheck migrations-check bench clean
+.PHONY: install run demo test lint typecheck migrations-check docs docs-check package bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,celery]"
+	$(BIN)/pip install --quiet -e ".[dev,celery,docs]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -24,12 +25,14 @@ run: install
 	@echo ""
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-# A simulated Bitrix24 portal talks to the example bot, served on DEMO_PORT for the occasion.
+# A simulated Bitrix24 portal talks to the example bot, served on DEMO_PORT for the occasion;
+# the fake Bitrix24 listens on DEMO_FAKE_PORT.  Both on 127.0.0.1.
 DEMO_PORT ?= 8001
+DEMO_FAKE_PORT ?= 8765
 
 demo: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py imbot_simulate --serve $(DEMO_PORT)
+	$(BIN)/python manage.py imbot_simulate --serve $(DEMO_PORT) --fake-port $(DEMO_FAKE_PORT)
 
 lint: install
 	$(BIN)/ruff check .
@@ -41,11 +44,25 @@ typecheck: install
 migrations-check: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
-test: lint typecheck migrations-check
+# The documentation site (MkDocs Material) on 127.0.0.1:DOCS_PORT, rebuilt on every change.
+docs: install
+	$(BIN)/mkdocs serve -a 127.0.0.1:$(DOCS_PORT)
+
+# A strict build fails on a broken link, a missing snippet or an unlisted page (~3 s).
+docs-check: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(CURDIR)/site
+
+# The sdist and wheel, and PyPI's own check of their metadata (.ci/run).
+package: install
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist . >/dev/null
+	$(BIN)/twine check --strict dist/*
+
+test: lint typecheck migrations-check docs-check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) db.sqlite3 .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) db.sqlite3 .mypy_cache .ruff_cache .pytest_cache .hypothesis site dist

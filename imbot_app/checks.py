@@ -1,4 +1,8 @@
-"""System checks for settings that would leave a production bot open or broken."""
+"""System checks for settings that would leave a production bot open or broken.
+
+W002 and W003 describe a configuration not finished yet (normal in development): they show in
+``manage.py check`` and ``runserver`` only, not before every command (:mod:`.check_scope`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from imbot_app.check_scope import show_configuration_warnings
 from imbot_app.conf import imbot_settings
 from imbot_app.outbound.webhook import MIN_CLIENT_ID_LENGTH, WebhookUrlError, webhook_config
 
@@ -25,7 +30,11 @@ def check_install_verification(app_configs: Any = None, **kwargs: Any) -> list[C
                 id="imbot_app.W001",
             )
         )
-    if imbot_settings.VERIFY_INSTALL and not imbot_settings.CLIENT_ID:
+    if (
+        imbot_settings.VERIFY_INSTALL
+        and not imbot_settings.CLIENT_ID
+        and show_configuration_warnings()
+    ):
         messages.append(
             Warning(
                 "IMBOT_VERIFY_INSTALL is on but IMBOT_CLIENT_ID is empty: every install will "
@@ -57,6 +66,8 @@ def check_declared_bots(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         return []
     value = imbot_settings.PUBLIC_URL
     problem = public_url_problem(value)
+    if problem and not show_configuration_warnings():
+        return []
     if problem:
         return [
             Warning(

@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "testing": 7,
     "templatetags": 7,
     "checks": 7,
+    "check_scope": 7,
     "apps": 7,
     "urls": 7,
     "tasks": 7,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -127,17 +128,23 @@ def test_a_failed_registration_is_recorded_and_keeps_the_installation(
     assert runs("ONAPPINSTALL") == [(REGISTER, "failed")]
 
 
-def test_a_missing_public_url_fails_the_registration_visibly(
-    settings, fake, events, deliver
+def test_a_missing_public_url_waits_with_one_warning_line_and_no_traceback(
+    settings, fake, events, deliver, caplog
 ) -> None:
     settings.IMBOT_PUBLIC_URL = ""
-    response = deliver(events.install())
+    with caplog.at_level(logging.INFO, logger="imbot_app"):
+        response = deliver(events.install())
     event = Event.objects.get(pk=response.json()["event_id"])
-    assert event.status == "failed"
-    assert "IMBOT_PUBLIC_URL is not set" in event.error
+    assert event.status == "processed"  # not a red failure on the admin's first screen
     portal = Portal.objects.get(member_id=events.member_id)
+    assert portal.registration_error.startswith("waiting for IMBOT_PUBLIC_URL: ")
     assert "IMBOT_PUBLIC_URL is not set" in portal.registration_error
+    assert "manage.py imbot_register" in portal.registration_error
     assert rest_calls(fake) == []
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "IMBOT_PUBLIC_URL is not set" in warnings[0].getMessage()
+    assert "\n" not in warnings[0].getMessage()
+    assert not any(r.exc_info for r in caplog.records)
 
 
 @pytest.mark.parametrize("change", ["setting_off", "nothing_declared"])

@@ -30,12 +30,20 @@ def test_simulated_portal_gets_the_echo_bots_answers(live_server: Any, settings:
     out = StringIO()
 
     call_command(
-        "imbot_simulate", url=f"{live_server.url}/imbot/events/", fake_port=port, stdout=out
+        "imbot_simulate",
+        url=f"{live_server.url}/imbot/events/",
+        fake_port=port,
+        keep=True,
+        stdout=out,
     )
 
     text = out.getvalue()
     assert "installed (event" in text
-    assert "<- imbot.command.answer: 'test'" in text
+    # Without --command / --message: each command the project declares (IMBOT_BOTS), once.
+    assert "-> /echo text (ONIMCOMMANDADD): 200 accepted" in text
+    assert "<- imbot.command.answer: 'text'" in text
+    assert "-> /help (ONIMCOMMANDADD)" in text
+    assert "<- imbot.command.answer: 'Hi! I am the echo bot." in text
     assert "<- imbot.message.add: 'Hi! I am the echo bot." in text
     assert "<- imbot.message.add: 'Hello! Type /echo" in text
     portal = Portal.objects.get()
@@ -46,7 +54,7 @@ def test_simulated_portal_gets_the_echo_bots_answers(live_server: Any, settings:
         "ONIMBOTMESSAGEADD",
         "ONIMBOTJOINCHAT",
     }
-    assert Message.objects.filter(direction="out").count() == 3
+    assert Message.objects.filter(direction="out").count() == 4
 
 
 @pytest.mark.django_db(transaction=True)

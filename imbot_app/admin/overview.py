@@ -25,6 +25,10 @@ CHART_HEIGHT = 120  # px of the bars' area
 BAR_WIDTH = 18
 BAR_GAP = 6
 FAILURE_WIDTH = BAR_WIDTH // 2  # drawn over the right half of the hour's events bar
+# An hour label ("12:00", 10 px font, about 6 px a character) is wider than its bar: the chart
+# is that much wider than the bars, or the last hour's label is cut ("12:0").
+LABEL_WIDTH = 30
+CHART_WIDTH = (HOURS - 1) * (BAR_WIDTH + BAR_GAP) + max(BAR_WIDTH, LABEL_WIDTH)
 FAILING_HANDLERS_SHOWN = 5
 RECENT_FAILURES_SHOWN = 5
 
@@ -67,7 +71,7 @@ class Overview:
     peak: int
     failing_handlers: tuple[tuple[str, int], ...]
     recent_failures: tuple[HandlerRun, ...]
-    width: int = HOURS * (BAR_WIDTH + BAR_GAP)
+    width: int = CHART_WIDTH
     top: int = CHART_TOP
     chart_height: int = CHART_HEIGHT
     baseline: int = CHART_TOP + CHART_HEIGHT

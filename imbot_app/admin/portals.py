@@ -21,6 +21,7 @@ from imbot_app.admin.badges import badge
 from imbot_app.admin.base import ReadOnlyInline
 from imbot_app.admin.masking import mask
 from imbot_app.admin.secrets import SecretLookupsRefused
+from imbot_app.lifecycle.registration_wait import WAITING, is_waiting
 from imbot_app.models import Bot, Credential, Portal
 
 __all__ = ["CredentialAdmin", "PortalAdmin"]
@@ -30,6 +31,8 @@ EDITABLE = ("status", "language", "rate_limit", "rate_burst")
 
 
 def registration_badge(portal: Portal) -> SafeString:
+    if is_waiting(portal):
+        return badge("received", WAITING)
     if portal.registration_error:
         return badge("failed", "registration failed")
     if portal.registered_at:

@@ -93,6 +93,8 @@ class ReplayResult:
     event_id: int
     status: ReplayStatus
     detail: str = ""
+    # One "handler: error" per failed handler, for a report of one line each.
+    handler_errors: tuple[str, ...] = ()
 
 
 @dataclass
@@ -301,7 +303,7 @@ def _result(result: DispatchResult) -> ReplayResult:
             if run.status == HandlerRun.Status.FAILED
         ]
         detail = "; ".join(errors) or _stored_error(result.event_id)
-        return ReplayResult(result.event_id, ReplayStatus.FAILED, detail)
+        return ReplayResult(result.event_id, ReplayStatus.FAILED, detail, tuple(errors))
     return ReplayResult(result.event_id, ReplayStatus.SKIPPED, SKIP_REASONS[result.outcome])
 
 

@@ -16,7 +16,8 @@ each run recorded as a :class:`~imbot_app.models.HandlerRun`, and a failed one i
 a replay.  A failed registration raises :class:`RegistrationFailed`, so the event is marked
 failed with the reason in ``Event.error``, while :mod:`imbot_app.lifecycle.registration` has put the
 same reason in ``Portal.registration_error``; the installation itself, stored by the webhook,
-stands.
+stands.  A missing ``IMBOT_PUBLIC_URL`` is not a failure but a state (normal before the site
+has a public address): see :mod:`imbot_app.lifecycle.registration_wait`.
 
 The routes are connected to the signals directly (:func:`connect`, called when Django starts),
 not through the router, so a test's ``router.isolated()`` keeps them.  Registration runs
@@ -41,6 +42,7 @@ from imbot_app.dispatch.routing import NO_ARGUMENTS, Match, Route
 from imbot_app.errors import ImbotError
 from imbot_app.lifecycle.bots import declared_bots
 from imbot_app.lifecycle.registration import sync_portal
+from imbot_app.lifecycle.registration_wait import wait_for_public_url
 from imbot_app.lifecycle.specs import DeclarationError
 from imbot_app.logsafe import safe
 from imbot_app.models import ChatUser, CommandInvocation, Event, Message, Portal
@@ -71,6 +73,8 @@ def resync_declared_bots(app: AppContext) -> None:
 
 
 def _sync(portal: Portal, *, rebind: bool) -> None:
+    if wait_for_public_url(portal):
+        return  # one warning line and a state on the portal, not a failed install
     if rebind and portal.bound_events:
         Portal.objects.filter(pk=portal.pk).update(bound_events={})
         portal.bound_events = {}

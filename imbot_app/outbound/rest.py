@@ -65,6 +65,21 @@ def oauth_token_url(server_endpoint: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/oauth/token/"
 
 
+def host_of(url: str) -> str:
+    """``https://user:pw@b24.example.com:8443/rest/1/SECRET/x?auth=T`` -> ``b24.example.com:8443``.
+
+    What a network error may name: the host and port, never the path (an inbound webhook's
+    secret), the query string (tokens) or credentials.
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "?"
+    return f"{host}:{port}" if port else host
+
+
 @dataclass
 class BatchResult:
     """Results of a batch by key; commands that failed are in ``errors`` instead."""
@@ -205,8 +220,8 @@ class RestClient:
             raise failure
 
     def _post(self, url: str, method: str, payload: dict[str, Any]) -> tuple[int, Any]:
-        # Exceptions name their type only: their text would hold the URL, which in webhook
-        # mode is a secret.
+        # Exceptions name their type and the host only: their text would hold the URL, which
+        # in webhook mode is a secret.
         try:
             response = http_session().post(
                 url,
@@ -214,7 +229,9 @@ class RestClient:
                 timeout=imbot_settings.HTTP_TIMEOUT,
             )
         except requests.RequestException as exc:
-            raise errors.BitrixError("NETWORK_ERROR", type(exc).__name__, method=method) from None
+            raise errors.BitrixError(
+                "NETWORK_ERROR", f"{type(exc).__name__} calling {host_of(url)}", method=method
+            ) from None
         try:
             return response.status_code, response.json()
         except ValueError:
@@ -317,9 +334,10 @@ class RestClient:
                 f"portal {self.portal}'s server_endpoint is not in IMBOT_OAUTH_SERVERS",
                 method="oauth",
             )
+        token_url = oauth_token_url(server)
         try:
             response = http_session().get(
-                oauth_token_url(server),
+                token_url,
                 params={
                     "grant_type": "refresh_token",
                     "client_id": imbot_settings.CLIENT_ID,
@@ -330,5 +348,9 @@ class RestClient:
             )
             body = response.json()
         except (requests.RequestException, ValueError) as exc:
-            raise errors.BitrixError("NETWORK_ERROR", type(exc).__name__, method="oauth") from None
+            raise errors.BitrixError(
+                "NETWORK_ERROR",
+                f"{type(exc).__name__} calling {host_of(token_url)}",
+                method="oauth",
+            ) from None
         return body if isinstance(body, dict) else {"error": "invalid_response"}

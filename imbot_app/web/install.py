@@ -42,6 +42,7 @@ from imbot_app.inbound.auth import AuthenticationFailed, InstallInfo, verify_ins
 from imbot_app.lifecycle.bots import declared_bots
 from imbot_app.lifecycle.plans import Plan
 from imbot_app.lifecycle.registration import sync_portal
+from imbot_app.lifecycle.registration_wait import wait_for_public_url
 from imbot_app.logsafe import safe, safe_text
 from imbot_app.models import Credential, Portal
 from imbot_app.web.form_posts import small_bodies_only
@@ -216,6 +217,8 @@ class InstallView(View):
         try:
             if not declared_bots():
                 return None, ""
+            if wait_for_public_url(portal):
+                return None, portal.registration_error
             plan = sync_portal(portal)
         except Exception as exc:
             logger.exception("install page: registering the bots on %s failed", safe(str(portal)))

@@ -3,6 +3,7 @@
     manage.py imbot_prune --older-than 30d                 # e.g. daily from cron
     manage.py imbot_prune --older-than 90d --keep-failed   # keep failures for a later replay
     manage.py imbot_prune --older-than 7d --dry-run        # only count
+    manage.py imbot_prune --older-than 2h --force          # under a day needs --force
 
 Messages, command invocations, chats and people stay: they are the history.  See
 :mod:`imbot_app.management.retention`.
@@ -10,10 +11,10 @@ Messages, command invocations, chats and people stay: they are the history.  See
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
@@ -22,6 +23,10 @@ from imbot_app.management.commands._wording import plural
 from imbot_app.management.progress import ProgressBar
 from imbot_app.management.retention import DEFAULT_BATCH_SIZE, expired_events, prune_events
 from imbot_app.models import Event, HandlerRun
+
+# Events younger than this are what a replay needs and what an operator is looking at: a typo
+# ("0d", "12h" for "12d") must not delete them without a second word.
+MIN_AGE_WITHOUT_FORCE = timedelta(days=1)
 
 
 class Command(BaseCommand):
@@ -40,6 +45,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
         parser.add_argument(
+            "--force",
+            action="store_true",
+            help=f"allow --older-than under {MIN_AGE_WITHOUT_FORCE.days} day (recent events)",
+        )
+        parser.add_argument(
             "--batch-size",
             type=int,
             default=DEFAULT_BATCH_SIZE,
@@ -47,6 +57,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["older_than"] < MIN_AGE_WITHOUT_FORCE and not options["force"]:
+            raise CommandError(
+                "--older-than under a day would delete events received in the last hours, "
+                "which a replay may still need; add --force if that is what you mean"
+            )
         cutoff = timezone.now() - options["older_than"]
         events = expired_events(cutoff, keep_failed=options["keep_failed"])
         if options["dry_run"]:

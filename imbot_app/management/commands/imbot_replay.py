@@ -7,7 +7,9 @@
 
 Without ``--force`` failed events resume (handlers that succeeded are not run again) and
 received ones run for the first time; ``--force`` runs every handler of processed events too.
-A summary ends the run; the exit status is 1 when any event failed.  See
+A summary ends the run; the exit status is 1 when any event failed.  Each failed handler is
+one line on stderr; ``-v 2`` adds every event's outcome and the handlers' tracebacks.  A dry
+run counts as "would run" only the events some handler would run for.  See
 :mod:`imbot_app.dispatch.replay`.
 """
 
@@ -29,6 +31,7 @@ from imbot_app.dispatch.replay import (
     would_run,
 )
 from imbot_app.management.commands._arguments import moment
+from imbot_app.management.commands._quiet import tracebacks_only_when_verbose
 from imbot_app.management.commands._wording import plural
 from imbot_app.management.progress import ProgressBar
 from imbot_app.models import Event
@@ -106,7 +109,9 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self.dry_run(chunks, force=selection.force)
             return
-        self.replay(events.count(), chunks, force=selection.force, verbosity=options["verbosity"])
+        verbosity = options["verbosity"]
+        with tracebacks_only_when_verbose(verbosity):
+            self.replay(events.count(), chunks, force=selection.force, verbosity=verbosity)
 
     # ---------------------------------------------------------------- replay
 
@@ -123,7 +128,8 @@ class Command(BaseCommand):
         if bar is not None:
             bar.finish()
         for failure in summary.failures[:MAX_FAILURES_SHOWN]:
-            self.stderr.write(f"event {failure.event_id} failed: {failure.detail}")
+            for detail in failure.handler_errors or (failure.detail,):
+                self.stderr.write(f"event {failure.event_id} failed: {detail}")
         if summary.failed > MAX_FAILURES_SHOWN:
             self.stderr.write(f"... and {summary.failed - MAX_FAILURES_SHOWN} more failures")
         self.stdout.write(f"Replayed {plural(summary.total, 'event')}: {summary.describe()}")
@@ -146,20 +152,23 @@ class Command(BaseCommand):
                     f"{event.received_at:%Y-%m-%d %H:%M:%S} {event.portal}"
                 )
                 reason = would_run(event, force=force)
-                if reason is not None:
+                runs, plan = (False, f"skip, {reason}") if reason else self.plan(event)
+                if runs:
+                    would += 1
+                else:
                     skipped += 1
-                    self.stdout.write(f"{line}: skip, {reason}")
-                    continue
-                would += 1
-                self.stdout.write(f"{line}: {self.describe_handlers(event)}")
+                self.stdout.write(f"{line}: {plan}")
         self.stdout.write(
             f"Dry run: {plural(would, 'event')} would run, {skipped} would be skipped"
         )
 
     @staticmethod
-    def describe_handlers(event: Event) -> str:
+    def plan(event: Event) -> tuple[bool, str]:
+        """Whether a replay would run anything for ``event``, and what."""
         try:
             handlers = planned_handlers(event)
         except ContextUnavailable as exc:
-            return f"would fail: {exc}"
-        return "runs " + ", ".join(handlers) if handlers else "no handler matches"
+            return True, f"would fail: {exc}"
+        if not handlers:
+            return False, "skip, no handler matches"
+        return True, "runs " + ", ".join(handlers)

@@ -1,41 +1,55 @@
-"""``manage.py imbot_simulate``: a simulated Bitrix24 portal talking to your running bot.
+"""``manage.py imbot_simulate``: a simulated Bitrix24 portal talking to your bot.
 
-A newcomer's first look at the product working end to end, and a way to try handlers without a
-public URL: it starts the fake Bitrix24 (a real HTTP server on 127.0.0.1), installs a simulated
-portal on the app at ``--url`` (by default the ``make run`` server), sends the reference pages'
-events (the ``/echo test`` command, a private message, a group mention, a join) and prints what
-the bot answered.
+A first look at a bot working end to end, and a way to try handlers without a public URL: it
+starts the fake Bitrix24 (a real HTTP server on 127.0.0.1), installs a simulated portal on the
+app, lets it register its declared bots, sends the script and prints what the bots answered:
 
-The app must trust the fake as an OAuth server and know its client id:
-``IMBOT_OAUTH_SERVERS=http://127.0.0.1:8765/rest/ IMBOT_CLIENT_ID=local.imbot.test
-IMBOT_CLIENT_SECRET=fake-client-secret IMBOT_ENDPOINT_HOSTS=127.0.0.1`` (the fake's REST API is
-plain http on 127.0.0.1, which a portal's endpoint may only be on when allow-listed).
-``--serve PORT`` (what ``make demo`` runs) starts this project's development server so
-configured, talks to it, and stops it.
+    manage.py imbot_simulate --serve 8001                          # each declared command once
+    manage.py imbot_simulate --serve 8001 --command "/weather berlin" --message "hi"
+    manage.py imbot_simulate --url http://127.0.0.1:8000/imbot/events/   # a server you run
+
+``--serve PORT`` (what ``make demo`` runs) starts this project's development server on PORT
+with settings of its own: the project's, plus the fake as the trusted OAuth server, its client
+id and secret, ``IMBOT_PUBLIC_URL`` on PORT and inline dispatch; so any project can be
+simulated without reading those from the environment.  A server you run yourself must trust
+the fake: ``IMBOT_OAUTH_SERVERS=http://127.0.0.1:8765/rest/ IMBOT_CLIENT_ID=local.imbot.test
+IMBOT_CLIENT_SECRET=fake-client-secret``.
+
+At the end the simulated portal is uninstalled (``CLEAN=1``) and deleted from this project's
+database with its bots, commands and events, unless ``--keep``.  See
+:mod:`imbot_app.management.simulation`.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+import errno
 import secrets
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
+from imbot_app.lifecycle.bots import declared_bots
+from imbot_app.lifecycle.specs import DeclarationError
+from imbot_app.management.commands._simulated_server import port_in_use_message, served_project
+from imbot_app.management.simulation import (
+    COMMAND,
+    JOIN,
+    Step,
+    default_script,
+    forget_portals,
+    given_script,
+)
 from imbot_app.testing import EventFactory, FakeBitrix24, encode_event
 
 ANSWER_METHODS = ("imbot.message.add", "imbot.command.answer", "imbot.message.update")
 
 
 class Command(BaseCommand):
-    help = "Install a simulated Bitrix24 portal on a running bot and show what it answers."
+    help = "Install a simulated Bitrix24 portal on your bot, talk to it, show what it answers."
     # This process only plays Bitrix24; the settings that matter are the bot server's.
     requires_system_checks: list[str] = []
 
@@ -55,58 +69,80 @@ class Command(BaseCommand):
             metavar="PORT",
             help="start this project's server on PORT, trusting the fake, and talk to it",
         )
+        parser.add_argument(
+            "--command",
+            dest="commands",
+            action="append",
+            default=[],
+            metavar='"/WORD PARAMS"',
+            help='send this command, e.g. "/weather berlin" (repeatable)',
+        )
+        parser.add_argument(
+            "--message",
+            dest="messages",
+            action="append",
+            default=[],
+            metavar="TEXT",
+            help="send this private message (repeatable)",
+        )
+        parser.add_argument(
+            "--keep",
+            action="store_true",
+            help="keep the simulated portal (and its bots, commands, events) afterwards",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        url: str = options["url"]
-        with FakeBitrix24(port=options["fake_port"]) as fake:
+        try:
+            specs = declared_bots()
+            given = given_script(options["commands"], options["messages"])
+        except (DeclarationError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        steps = given or default_script(specs)
+        fake = FakeBitrix24(port=options["fake_port"])
+        try:
+            fake.start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise CommandError(
+                port_in_use_message(options["fake_port"], "the fake Bitrix24", "--fake-port")
+            ) from None
+        self.member_id = ""
+        try:
             self.stdout.write(f"Fake Bitrix24 on {fake.url} (OAuth and REST)")
             if options["serve"]:
                 port = options["serve"]
-                url = f"http://127.0.0.1:{port}/imbot/events/"
-                with self._server(fake, port):
-                    self._run(fake, url, options["wait"])
+                with served_project(fake, port):
+                    self.stdout.write(
+                        f"Bot served on http://127.0.0.1:{port}/ (stopped at the end)"
+                    )
+                    url = f"http://127.0.0.1:{port}/imbot/events/"
+                    self._run(fake, url, steps, options)
             else:
-                self._run(fake, url, options["wait"])
-
-    def _run(self, fake: FakeBitrix24, url: str, wait: float) -> None:
-        factory = self._install(fake, url)
-        self._conversation(fake, factory, url, wait)
-
-    @contextmanager
-    def _server(self, fake: FakeBitrix24, port: int) -> Iterator[None]:
-        """``manage.py runserver`` on ``port``, configured to trust the fake."""
-        env = {
-            **os.environ,
-            "IMBOT_OAUTH_SERVERS": fake.rest_url,
-            "IMBOT_ENDPOINT_HOSTS": "127.0.0.1",
-            "IMBOT_CLIENT_ID": fake.client_id,
-            "IMBOT_CLIENT_SECRET": fake.client_secret,
-            "IMBOT_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        }
-        manage = Path(sys.argv[0]).resolve()
-        log = open(os.devnull, "wb")  # noqa: SIM115 (closed below)
-        server = subprocess.Popen(  # noqa: S603
-            [sys.executable, str(manage), "runserver", f"127.0.0.1:{port}", "--noreload"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    requests.get(f"http://127.0.0.1:{port}/imbot/events/", timeout=1)
-                    break
-                except requests.RequestException:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise CommandError(f"the server on port {port} did not start") from None
-                    time.sleep(0.2)
-            self.stdout.write(f"Bot served on http://127.0.0.1:{port}/ (stopped at the end)")
-            yield
+                self._run(fake, options["url"], steps, options)
         finally:
-            server.terminate()
-            server.wait(timeout=10)
-            log.close()
+            fake.stop()
+            if self.member_id and not options["keep"]:
+                self._forget()
+
+    def _run(self, fake: FakeBitrix24, url: str, steps: list[Step], options: Any) -> None:
+        factory = self._install(fake, url)
+        try:
+            self._conversation(fake, factory, url, steps, options["wait"])
+        finally:
+            if not options["keep"]:
+                # What a real portal says when the app is removed with its data: the app
+                # stops counting it as installed, wherever its database is.
+                with contextlib.suppress(CommandError):
+                    self._post(url, factory.uninstall(clean=True))
+
+    def _forget(self) -> None:
+        try:
+            removed = forget_portals([self.member_id])
+        except DatabaseError:  # the bot runs elsewhere, on a database not set up here
+            return
+        if removed:
+            self.stdout.write("Removed the simulated portal (use --keep to keep it)")
 
     # ------------------------------------------------------------------ steps
 
@@ -128,49 +164,64 @@ class Command(BaseCommand):
                 f"the app refused the install ({answer.status_code} {answer.text.strip()}).\n"
                 f"Start it trusting the fake: IMBOT_OAUTH_SERVERS={fake.rest_url} "
                 f"IMBOT_CLIENT_ID={fake.client_id} IMBOT_CLIENT_SECRET={fake.client_secret} "
-                "IMBOT_ENDPOINT_HOSTS=127.0.0.1 (or run `make demo`)."
+                "(or use --serve PORT, or run `make demo`)."
             )
+        self.member_id = member_id
         self.stdout.write(self.style.SUCCESS(f"  installed (event {answer.json()['event_id']})"))
-        self._pick_bot(fake, factory)
+        self._bots(fake, factory)
         return factory
 
-    def _pick_bot(self, fake: FakeBitrix24, factory: EventFactory) -> None:
-        """Use the bot the app registered on install, or a demo echo bot if it registered none."""
+    def _bots(self, fake: FakeBitrix24, factory: EventFactory) -> None:
+        """The bots the app registered on install (code -> id), or a demo bot if none."""
         deadline = time.monotonic() + 5
         while not fake.bots(factory.member_id) and time.monotonic() < deadline:
             time.sleep(0.1)
-        bots = fake.bots(factory.member_id)
-        if bots:
-            bot_id, bot = next(iter(bots.items()))
-            factory.bot_id, factory.bot_code = bot_id, str(bot["CODE"])
-            self.stdout.write(f"  the app registered bot {bot['CODE']} (#{bot_id})")
-        else:
+        registered = fake.bots(factory.member_id)
+        self.bot_ids = {str(bot["CODE"]): bot_id for bot_id, bot in registered.items()}
+        for code, bot_id in self.bot_ids.items():
+            self.stdout.write(f"  the app registered bot {code} (#{bot_id})")
+        if not self.bot_ids:
             fake.add_bot(factory.member_id, factory.bot_id, factory.bot_code)
-            self.stdout.write(f"  no bot registered on install: using demo bot #{factory.bot_id}")
-        commands = {
-            str(c["COMMAND"]): command_id
-            for command_id, c in fake.commands(factory.member_id).items()
-            if c["BOT_ID"] == factory.bot_id
-        }
-        if "echo" not in commands:
-            commands["echo"] = fake.next_id()
-            fake.add_command(factory.member_id, factory.bot_id, "echo", commands["echo"])
-        self._echo_id = commands["echo"]
+            self.bot_ids = {factory.bot_code: factory.bot_id}
+            self.stdout.write(
+                f"  no bot registered on install: using demo bot #{factory.bot_id} "
+                "(the app registers its own with IMBOT_PUBLIC_URL set, or with --serve)"
+            )
+        factory.bot_code, factory.bot_id = next(iter(self.bot_ids.items()))
+
+    def _command_id(self, fake: FakeBitrix24, factory: EventFactory, step: Step) -> int:
+        """The COMMAND_ID Bitrix24 would send: the registered one, else one made up now."""
+        registered = fake.commands(factory.member_id)
+        for command_id, entry in registered.items():
+            if entry["COMMAND"] == step.command:
+                bot_ids = {bot_id: code for code, bot_id in self.bot_ids.items()}
+                factory.bot_id = int(entry["BOT_ID"])
+                factory.bot_code = bot_ids.get(factory.bot_id, factory.bot_code)
+                return command_id
+        factory.bot_code, factory.bot_id = next(iter(self.bot_ids.items()))
+        if step.bot_code in self.bot_ids:
+            factory.bot_code, factory.bot_id = step.bot_code, self.bot_ids[step.bot_code]
+        command_id = fake.next_id()
+        fake.add_command(factory.member_id, factory.bot_id, step.command, command_id)
+        return command_id
+
+    def _payload(self, fake: FakeBitrix24, factory: EventFactory, step: Step) -> dict[str, Any]:
+        if step.kind == COMMAND:
+            command_id = self._command_id(fake, factory, step)
+            return factory.command(
+                step.command, step.text, command_id=command_id, chat_id=step.chat_id
+            )
+        factory.bot_code, factory.bot_id = next(iter(self.bot_ids.items()))
+        if step.kind == JOIN:
+            return factory.join(chat_id=step.chat_id)
+        return factory.message(step.text, chat_id=step.chat_id)
 
     def _conversation(
-        self, fake: FakeBitrix24, factory: EventFactory, url: str, wait: float
+        self, fake: FakeBitrix24, factory: EventFactory, url: str, steps: list[Step], wait: float
     ) -> None:
-        steps = [
-            ("/echo test", factory.command("echo", "test", command_id=self._echo_id)),
-            ('"Hello, bot" in a private chat', factory.message("Hello, bot")),
-            (
-                '"[USER=bot] how are you?" in group chat42',
-                factory.message("how are you?", chat_id=42),
-            ),
-            ("the bot added to group chat42", factory.join(chat_id=42)),
-        ]
         failures = 0
-        for title, payload in steps:
+        for step in steps:
+            payload = self._payload(fake, factory, step)
             before = len(fake.calls)
             answer = self._post(url, payload)
             body = (
@@ -179,7 +230,8 @@ class Command(BaseCommand):
                 else {}
             )
             self.stdout.write(
-                f"-> {title} ({payload['event']}): {answer.status_code} {body.get('status', '')}"
+                f"-> {step.title} ({payload['event']}): {answer.status_code} "
+                f"{body.get('status', '')}"
             )
             if answer.status_code != 200:
                 failures += 1
@@ -204,7 +256,10 @@ class Command(BaseCommand):
                 timeout=30,
             )
         except requests.RequestException as exc:
-            raise CommandError(f"cannot reach {url}: {exc} (is `make run` running?)") from exc
+            raise CommandError(
+                f"cannot reach the bot at {url} ({type(exc).__name__}): is it running? "
+                "(`make run`, or use --serve PORT)"
+            ) from None
 
     @staticmethod
     def _answers(fake: FakeBitrix24, before: int, wait: float) -> list[tuple[str, str]]:
