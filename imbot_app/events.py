@@ -237,3 +237,34 @@ class GenericEvent(BitrixEvent):
     data: dict[str, Any]
 
     KNOWN: ClassVar[bool] = False
+
+
+# --------------------------------------------------------------------------- Chatbots 2.0 only
+# Events v1 has no counterpart for.  Every other v2 event parses to the classes above.
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionChange(_ChatEvent):
+    """ONIMBOTV2REACTIONCHANGE: someone set or removed a reaction (``like`` ...) on a message.
+
+    ``message`` is the message reacted to (often the bot's own); ``user`` who reacted.
+    """
+
+    reaction: str
+    action: str  # "add" or "delete"
+    message: MessageInfo
+
+    @property
+    def added(self) -> bool:
+        return self.action == "add"
+
+
+@dataclass(frozen=True, slots=True)
+class ContextGet(_ChatEvent):
+    """ONIMBOTV2CONTEXTGET: a user opened the bot from a ``BOT_CONTEXT`` link.
+
+    ``context`` is the link's object as sent (e.g. ``{"entityType": "task", "entityId": 164}``);
+    Bitrix24 asks that nothing happen on its strength without the user's confirmation.
+    """
+
+    context: dict[str, Any]

@@ -102,6 +102,7 @@ def store_event(
     *,
     invalid_reason: str = "",
     on_commit: Callable[[Event, ev.BitrixEvent | None], None] | None = None,
+    key: Callable[[Envelope, ev.BitrixEvent | None, Any], str] | None = None,
 ) -> StoreResult:
     """Store the event and its rows, or find the copy stored before.
 
@@ -111,9 +112,16 @@ def store_event(
     ``on_commit`` is called with the new Event and the typed event once the transaction has
     committed (never for a duplicate): the hook that starts handlers without this module
     knowing about them, and without their parsing the payload a second time.
+
+    ``key`` computes the dedup key from (envelope, event, redacted payload) when the API
+    version has its own rule (Chatbots 2.0: ``protocol.v2.events.dedup_key``).
     """
     payload = redact(envelope.payload)
-    key = dedup_key(event, envelope.name, payload)
+    dedup = (
+        key(envelope, event, payload)
+        if key is not None
+        else dedup_key(event, envelope.name, payload)
+    )
     for attempt in (1, 2):
         try:
             with transaction.atomic():
@@ -125,7 +133,7 @@ def store_event(
                     ts=envelope.ts,
                     remote_addr=remote_addr,
                     payload=payload,
-                    dedup_key=key,
+                    dedup_key=dedup,
                     status=Event.Status.INVALID if event is None else Event.Status.RECEIVED,
                     error=invalid_reason,
                 )
@@ -137,7 +145,7 @@ def store_event(
         except IntegrityError:
             bot_ids.clear()
             existing = Event.objects.filter(
-                portal__member_id=envelope.auth.member_id, dedup_key=key
+                portal__member_id=envelope.auth.member_id, dedup_key=dedup
             ).first()
             if existing is not None:
                 return StoreResult(event=existing, duplicate=True)

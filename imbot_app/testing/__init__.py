@@ -12,6 +12,7 @@ server and REST API, so tests exercise real ``requests`` calls instead of mocks.
 """
 
 from .events import EVENTS_PATH, EventFactory, encode_event, post_event
+from .events_v2 import V2Event, V2EventFactory
 from .fake import FakeBitrix24, RecordedCall
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "EventFactory",
     "FakeBitrix24",
     "RecordedCall",
+    "V2Event",
+    "V2EventFactory",
     "encode_event",
     "post_event",
 ]

@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..wire import decode_form
+from .fake_v2 import FakeV2
 
 __all__ = ["FakeBitrix24", "RecordedCall"]
 
@@ -53,6 +54,7 @@ class _Token:
     client_id: str
     refresh_token: str
     expired: bool = False
+    webhook: bool = False  # an inbound-webhook caller (v2 methods then need a botToken)
 
 
 @dataclass
@@ -155,6 +157,9 @@ class FakeBitrix24:
             "event.unbind": self._event_unbind,
             "event.get": self._event_get,
         }
+        # Chatbots 2.0 (imbot.v2.*), its state and test helpers: imbot_app.testing.fake_v2.
+        self.v2 = FakeV2(self)
+        self.methods.update(self.v2.methods())
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -479,9 +484,10 @@ class FakeBitrix24:
         member_id = self._webhooks.get((user_id, code))
         if member_id is None:
             return _error(401, "INVALID_CREDENTIALS", "Invalid request credentials")
-        if method.startswith("imbot.") and not params.get("CLIENT_ID"):
+        v2 = method.startswith("imbot.v2.")  # v2 names the bot's botToken instead
+        if method.startswith("imbot.") and not v2 and not params.get("CLIENT_ID"):
             return _error(400, "ACCESS_DENIED", "Client ID not specified")
-        return _Token(member_id, user_id, str(params.get("CLIENT_ID", "")), "")
+        return _Token(member_id, user_id, str(params.get("CLIENT_ID", "")), "", webhook=True)
 
     def add_webhook(
         self, member_id: str, *, user_id: int = 1, domain: str = "example.bitrix24.com"
