@@ -393,3 +393,6 @@ class HandlerRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.handler} for event {self.event_id}"
+
+
+from .fetch_models import BotFetchState  # noqa: E402, F401  (registered with the app's models)

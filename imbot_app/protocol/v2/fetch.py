@@ -1,0 +1,450 @@
+"""Fetch mode's core: poll ``imbot.v2.Event.get`` for one bot, store, then acknowledge.
+
+``Event.get`` acknowledges by deleting: the ``offset`` a call sends deletes every event below
+it.  So an offset may only be sent once the events below it are stored, and the order of one
+poll (:func:`poll_bot`) is:
+
+1. **claim** the bot's lease (:class:`~imbot_app.models.BotFetchState`: one conditional UPDATE;
+   a lease held by another live poller means :attr:`PollOutcome.BUSY`);
+2. **fetch** a page with the *stored* offset (:func:`fetch_page`, ``limit`` up to 1000);
+3. in one transaction, **store** every event through :func:`imbot_app.store.store_event`, the
+   webhook's own store, deduplicated on ``eventId`` (:func:`store_page`), and **advance** the
+   stored offset to the page's ``nextOffset`` (:func:`advance`; ``0`` on an empty queue keeps
+   the old one) — only while the lease is still ours, else the whole page rolls back;
+4. **release** the lease.
+
+A process killed after step 3 stored but before the next call sent the offset fetches the same
+events again and stores none twice; one killed before step 3 committed stored nothing and
+loses nothing.  Events are never acknowledged before they are committed.
+
+The result (:class:`PollResult`) says when to poll again: ``IMBOT_FETCH_BUSY_INTERVAL`` (at
+least 2 s) while ``hasMore``, ``IMBOT_FETCH_IDLE_INTERVAL`` (5-30 s) when the queue is empty,
+exponential backoff with jitter after 429 / 503 ``QUERY_LIMIT_EXCEEDED`` / network errors (and
+any other failure, which is kept in ``last_error``).  No sleeping happens here: the worker
+loop schedules; ``next_poll_at`` is stored too, for :func:`due_states`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from ... import errors
+from ... import events as ev
+from ...auth import Authenticated
+from ...conf import imbot_settings
+from ...models import Bot, BotFetchState, Event
+from ...rest import RestClient
+from ...serializers import InvalidPayload, parse_envelope
+from ...store import store_event
+from . import events as v2events
+from . import methods
+
+logger = logging.getLogger("imbot_app.fetch")
+
+__all__ = [
+    "Page",
+    "PollOutcome",
+    "PollResult",
+    "advance",
+    "backoff_delay",
+    "busy_interval",
+    "claim",
+    "due_states",
+    "fetch_page",
+    "idle_interval",
+    "poll_bot",
+    "poller_name",
+    "release",
+    "state_for",
+    "store_page",
+]
+
+MIN_IDLE, MAX_IDLE = 5.0, 30.0
+MIN_BUSY = 2.0
+MAX_LIMIT = methods.MAX_EVENT_LIMIT
+
+OnCommit = Callable[[Event, ev.BitrixEvent | None], None]
+
+
+class PollOutcome(enum.StrEnum):
+    POLLED = "polled"  # events fetched and stored, offset advanced
+    EMPTY = "empty"  # the queue was empty; the offset kept
+    BUSY = "busy"  # another poller holds the bot's lease
+    FAILED = "failed"  # Event.get or the store failed; nothing acknowledged
+    LEASE_LOST = "lease_lost"  # the lease ran out mid-poll: the page was rolled back
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One ``Event.get`` answer: raw items, ``nextOffset``, ``hasMore``, the offset sent."""
+
+    events: tuple[Mapping[str, Any], ...]
+    next_offset: int
+    has_more: bool
+    sent_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What :func:`store_page` did: new Event pks (in order), duplicates, invalid ones."""
+
+    event_ids: tuple[int, ...]
+    duplicates: int
+    invalid: int
+    lag_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one :func:`poll_bot` did, and when to poll this bot again (``next_poll_in`` s)."""
+
+    bot_id: int
+    outcome: PollOutcome
+    next_poll_in: float
+    fetched: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    offset: int = 0
+    has_more: bool = False
+    error: str = ""
+    event_ids: tuple[int, ...] = ()
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def idle_interval() -> float:
+    """``IMBOT_FETCH_IDLE_INTERVAL``, which Bitrix24 wants between 5 and 30 seconds."""
+    value = float(imbot_settings.FETCH_IDLE_INTERVAL)
+    if not MIN_IDLE <= value <= MAX_IDLE:
+        raise ImproperlyConfigured(
+            f"IMBOT_FETCH_IDLE_INTERVAL is {value:g} s; Bitrix24 asks for {MIN_IDLE:g}-"
+            f"{MAX_IDLE:g} s between polls of an empty queue"
+        )
+    return value
+
+
+def busy_interval() -> float:
+    """``IMBOT_FETCH_BUSY_INTERVAL``: the pause while ``hasMore`` (never under 2 s)."""
+    value = float(imbot_settings.FETCH_BUSY_INTERVAL)
+    if value < MIN_BUSY:
+        raise ImproperlyConfigured(
+            f"IMBOT_FETCH_BUSY_INTERVAL is {value:g} s; Bitrix24 asks for at least "
+            f"{MIN_BUSY:g} s between calls while hasMore"
+        )
+    return value
+
+
+def fetch_limit() -> int:
+    value = int(imbot_settings.FETCH_LIMIT)
+    if not 1 <= value <= MAX_LIMIT:
+        raise ImproperlyConfigured(f"IMBOT_FETCH_LIMIT is 1-{MAX_LIMIT}, not {value}")
+    return value
+
+
+def backoff_delay(failures: int, *, rng: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after ``failures`` consecutive failed polls: doubling from
+    ``IMBOT_FETCH_BACKOFF`` up to ``IMBOT_FETCH_MAX_BACKOFF``, times a jitter of 0.5-1.5 (so
+    many bots throttled together do not all come back at once), never under 2 s."""
+    base = float(imbot_settings.FETCH_BACKOFF)
+    cap = float(imbot_settings.FETCH_MAX_BACKOFF)
+    delay = min(cap, base * 2 ** max(0, failures - 1))
+    return max(MIN_BUSY, delay * (0.5 + rng()))
+
+
+# --------------------------------------------------------------------------- lease
+
+
+def poller_name() -> str:
+    """``host:pid:nonce``: unique per poller, so a restarted process never inherits a lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def state_for(bot: Bot) -> BotFetchState:
+    """The bot's fetch state, created (offset 0: "send none") on first use."""
+    state, _ = BotFetchState.objects.select_related("bot__portal").get_or_create(bot=bot)
+    return state
+
+
+def claim(state: BotFetchState, owner: str, *, now: datetime | None = None) -> bool:
+    """Take (or renew) the bot's lease for ``IMBOT_FETCH_LEASE`` seconds; one UPDATE.
+
+    Succeeds when the lease is free, expired, or already ``owner``'s: the database decides,
+    so two pollers racing for one bot never both win.
+    """
+    now = now or timezone.now()
+    until = now + timedelta(seconds=float(imbot_settings.FETCH_LEASE))
+    free = Q(claim_until__isnull=True) | Q(claim_until__lt=now) | Q(claimed_by=owner)
+    taken = BotFetchState.objects.filter(free, pk=state.pk).update(
+        claimed_by=owner, claim_until=until
+    )
+    return taken == 1
+
+
+def release(state: BotFetchState, owner: str) -> None:
+    BotFetchState.objects.filter(pk=state.pk, claimed_by=owner).update(
+        claimed_by="", claim_until=None
+    )
+
+
+def due_states(now: datetime | None = None) -> QuerySet[BotFetchState]:
+    """States whose next poll is due and whose lease is free: what a worker loop picks from."""
+    now = now or timezone.now()
+    return (
+        BotFetchState.objects.filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        .filter(Q(claim_until__isnull=True) | Q(claim_until__lt=now))
+        .select_related("bot__portal")
+        .order_by("next_poll_at", "pk")
+    )
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.BitrixError(
+            "INVALID_RESULT", f"{what} is not an integer", method="imbot.v2.Event.get"
+        )
+    return value
+
+
+def fetch_page(
+    state: BotFetchState,
+    client: RestClient,
+    *,
+    limit: int | None = None,
+    bot_token: str | None = None,
+) -> Page:
+    """Call ``Event.get`` with the stored offset; raises :class:`~imbot_app.errors.BitrixError`.
+
+    The answer is checked before anything trusts it: ``events`` a list of at most ``limit``
+    items, ``nextOffset`` an integer that never goes back, ``hasMore`` a boolean.
+    """
+    limit = fetch_limit() if limit is None else limit
+    call = methods.event_get(
+        state.bot.bot_id, offset=state.offset, limit=limit, bot_token=bot_token
+    )
+    result = client.call(call.method, call.params)
+    if not isinstance(result, Mapping) or not isinstance(result.get("events"), list):
+        raise errors.BitrixError(
+            "INVALID_RESULT", "Event.get answered without an events list", method=call.method
+        )
+    items = result["events"]
+    if len(items) > limit:
+        raise errors.BitrixError(
+            "INVALID_RESULT",
+            f"Event.get answered {len(items)} events for limit {limit}",
+            method=call.method,
+        )
+    next_offset = _int(result.get("nextOffset", 0), "nextOffset")
+    if items and next_offset < state.offset:
+        raise errors.BitrixError(
+            "INVALID_RESULT",
+            f"nextOffset {next_offset} is below the offset sent ({state.offset})",
+            method=call.method,
+        )
+    return Page(
+        events=tuple(items),
+        next_offset=next_offset,
+        has_more=result.get("hasMore") is True,
+        sent_offset=state.offset,
+    )
+
+
+def _invalid_payload(item: Any, member_id: str) -> dict[str, Any]:
+    """An item too broken to type: kept (redacted by the store) under a recognisable name."""
+    name = item.get("type") if isinstance(item, Mapping) else None
+    event = str(name).strip().upper()[:64] if isinstance(name, str) and name.strip() else ""
+    return {
+        "event": event or "ONIMBOTV2INVALID",
+        "data": {},
+        "item": dict(item) if isinstance(item, Mapping) else repr(item)[:1000],
+        "auth": {"member_id": member_id},
+    }
+
+
+def store_page(state: BotFetchState, page: Page, *, on_commit: OnCommit | None = None) -> Stored:
+    """Store every event of ``page`` through the webhook's store, deduplicated on eventId.
+
+    An item that does not validate is stored as an ``invalid`` Event with the reasons (as the
+    endpoint keeps an invalid authenticated event), so acknowledging it loses nothing.
+    ``on_commit`` is ``store_event``'s hook (e.g. ``dispatch.event_stored``).
+    """
+    portal = state.bot.portal
+    authenticated = Authenticated(portal=portal)
+    new: list[int] = []
+    duplicates = invalid = 0
+    oldest: float | None = None
+    for item in page.events:
+        event: ev.BitrixEvent | None = None
+        reason = ""
+        try:
+            payload = v2events.fetch_payload(item, member_id=portal.member_id)
+            envelope = parse_envelope(payload)
+        except InvalidPayload as exc:
+            payload = _invalid_payload(item, portal.member_id)
+            envelope = parse_envelope(payload)
+            reason = json.dumps({"item": exc.errors}, ensure_ascii=False, default=str)
+        else:
+            try:
+                event = v2events.parse_event(envelope)
+            except InvalidPayload as exc:
+                reason = json.dumps(exc.errors, ensure_ascii=False, default=str)
+            if envelope.ts is not None:
+                stamp = envelope.ts.timestamp()
+                oldest = stamp if oldest is None else min(oldest, stamp)
+        result = store_event(
+            envelope,
+            event,
+            authenticated,
+            None,
+            invalid_reason=reason,
+            on_commit=on_commit,
+            key=v2events.dedup_key,
+        )
+        if result.duplicate:
+            duplicates += 1
+        else:
+            new.append(result.event.pk)
+            invalid += event is None
+    lag = None if oldest is None else max(0.0, timezone.now().timestamp() - oldest)
+    return Stored(tuple(new), duplicates, invalid, lag)
+
+
+def advance(
+    state: BotFetchState,
+    page: Page,
+    owner: str,
+    *,
+    stored: Stored | None = None,
+    now: datetime | None = None,
+    next_poll_in: float | None = None,
+) -> bool:
+    """Persist the offset the *next* Event.get sends; ``False`` if the lease is not ours.
+
+    ``nextOffset`` 0 (an empty queue) keeps the stored offset, and an offset never moves back.
+    Call it in the transaction that stored the page, so both commit or neither does.
+    """
+    now = now or timezone.now()
+    offset = max(state.offset, page.next_offset) if page.next_offset else state.offset
+    values: dict[str, Any] = {
+        "offset": offset,
+        "last_poll_at": now,
+        "last_error": "",
+        "failures": 0,
+    }
+    if next_poll_in is not None:
+        values["next_poll_at"] = now + timedelta(seconds=next_poll_in)
+    if stored is not None and page.events:
+        values["last_event_at"] = now
+        values["lag_seconds"] = stored.lag_seconds
+        values["events_stored"] = F("events_stored") + len(stored.event_ids)
+    updated = BotFetchState.objects.filter(pk=state.pk, claimed_by=owner).update(**values)
+    if updated:
+        state.offset = offset
+    return updated == 1
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+def _failed(state: BotFetchState, owner: str, error: str, now: datetime) -> PollResult:
+    failures = state.failures + 1
+    delay = backoff_delay(failures)
+    BotFetchState.objects.filter(pk=state.pk).update(
+        failures=failures,
+        last_error=error[:2000],
+        last_poll_at=now,
+        next_poll_at=now + timedelta(seconds=delay),
+    )
+    state.failures = failures
+    return PollResult(
+        bot_id=state.bot.bot_id,
+        outcome=PollOutcome.FAILED,
+        next_poll_in=delay,
+        offset=state.offset,
+        error=error,
+    )
+
+
+def poll_bot(
+    state: BotFetchState,
+    *,
+    owner: str | None = None,
+    client: RestClient | None = None,
+    bot_token: str | None = None,
+    limit: int | None = None,
+    on_commit: OnCommit | None = None,
+) -> PollResult:
+    """One poll of one bot: claim, fetch, store + advance (one transaction), release.
+
+    ``client`` defaults to the portal's :class:`~imbot_app.rest.RestClient` without its own
+    rate-limit retries (this function backs off instead, without holding the lease);
+    ``bot_token`` is the bot's secret on an inbound-webhook portal.  Never raises for Bitrix24
+    or database trouble: the result says what happened and when to try again.
+    """
+    owner = owner or poller_name()
+    bot_id = state.bot.bot_id
+    now = timezone.now()
+    if not claim(state, owner, now=now):
+        held = BotFetchState.objects.filter(pk=state.pk).values_list("claim_until", flat=True)
+        until = next(iter(held), None)
+        wait = max(MIN_BUSY, (until - now).total_seconds()) if until else MIN_BUSY
+        return PollResult(bot_id=bot_id, outcome=PollOutcome.BUSY, next_poll_in=wait)
+    try:
+        state.refresh_from_db(fields=["offset", "failures"])  # another poller may have moved it
+        portal = state.bot.portal
+        try:
+            page = fetch_page(
+                state,
+                client or RestClient(portal, max_retries=0),
+                limit=limit,
+                bot_token=bot_token,
+            )
+        except errors.ImbotError as exc:
+            logger.warning("Event.get for bot %s on %s failed: %s", bot_id, portal, exc)
+            return _failed(state, owner, str(exc), now)
+        wait = busy_interval() if page.has_more else idle_interval()
+        try:
+            with transaction.atomic():
+                stored = store_page(state, page, on_commit=on_commit)
+                if not advance(state, page, owner, stored=stored, next_poll_in=wait):
+                    raise _LeaseLost
+        except _LeaseLost:
+            logger.warning("lost the fetch lease of bot %s mid-poll; page rolled back", bot_id)
+            return PollResult(bot_id=bot_id, outcome=PollOutcome.LEASE_LOST, next_poll_in=MIN_BUSY)
+        except DatabaseError as exc:
+            logger.exception("storing Event.get's page for bot %s failed", bot_id)
+            return _failed(state, owner, f"store failed: {type(exc).__name__}: {exc}", now)
+        return PollResult(
+            bot_id=bot_id,
+            outcome=PollOutcome.POLLED if page.events else PollOutcome.EMPTY,
+            next_poll_in=wait,
+            fetched=len(page.events),
+            stored=len(stored.event_ids),
+            duplicates=stored.duplicates,
+            invalid=stored.invalid,
+            offset=state.offset,
+            has_more=page.has_more,
+            event_ids=stored.event_ids,
+        )
+    finally:
+        release(state, owner)
