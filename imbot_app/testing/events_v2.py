@@ -76,6 +76,33 @@ class V2EventFactory:
     event_mode: str = "fetch"
     message_ids: Any = field(default_factory=lambda: itertools.count(789), repr=False)
 
+    @classmethod
+    def connected(cls, fake: Any, *, code: str = "support_bot", **kwargs: Any) -> V2EventFactory:
+        """A portal installed on ``fake`` with a fetch-mode v2 bot both sides know.
+
+        The Portal row points at the fake, the installer (user 1) has a Credential the fake
+        accepts (OAuth: the application's token serves every v2 call), ``fake.v2`` has the bot
+        (``self.bot_id`` is its id) and so has the database (a Bot row).
+        """
+        from ..models import Bot, Credential, Portal
+
+        factory = cls(bot_code=code, **kwargs)
+        factory.bot_id = fake.v2.add_bot(factory.member_id, code, event_mode=factory.event_mode)
+        portal = Portal.objects.create(
+            member_id=factory.member_id,
+            domain=factory.domain,
+            client_endpoint=fake.rest_url,
+            server_endpoint=fake.rest_url,
+            application_token=factory.application_token,
+            installer_user_id=factory.user_id,
+        )
+        access, refresh = fake.issue_tokens(factory.member_id, factory.user_id)
+        Credential.objects.create(
+            portal=portal, user_id=factory.user_id, access_token=access, refresh_token=refresh
+        )
+        Bot.objects.create(portal=portal, bot_id=factory.bot_id, code=code)
+        return factory
+
     # ---------------------------------------------------------------- objects
 
     def auth(self, *, user_id: int | None = None) -> dict[str, Any]:
