@@ -384,7 +384,11 @@ def from_v1(
     p = dict(params)
     if "MENU" in p:
         raise ValueError("MENU has no Chatbots 2.0 counterpart; use a keyboard")
-    common = {"keyboard": p.get("KEYBOARD"), "attach": p.get("ATTACH"), "bot_token": bot_token}
+    common: dict[str, Any] = {
+        "keyboard": p.get("KEYBOARD"),
+        "attach": p.get("ATTACH"),
+        "bot_token": bot_token,
+    }
     preview = _yes(p.get("URL_PREVIEW"))
     if method == "imbot.message.add":
         return send_message(

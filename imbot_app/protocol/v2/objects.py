@@ -164,7 +164,12 @@ class CommandSerializer(_Object):
     id = integer(required=True, allow_null=False, min_value=1)
     command = serializers.CharField(max_length=255, trim_whitespace=False)
     params = string(MAX_MESSAGE_TEXT)
-    context = string(16)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "context" cannot be a class attribute: it would hide Serializer.context.
+        fields = super().get_fields()
+        fields["context"] = string(16)
+        return fields
 
     def validate_command(self, value: str) -> str:
         word = value.strip().removeprefix("/")
