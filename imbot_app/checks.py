@@ -130,3 +130,19 @@ def check_webhook_mode(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
             )
         )
     return messages
+
+
+@register()
+def check_fetch_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Chatbots 2.0 fetch mode: the intervals Bitrix24 asks for, and Event.get's limit."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .protocol.v2.schedule import busy_interval, fetch_limit, idle_interval
+
+    messages: list[CheckMessage] = []
+    for read in (idle_interval, busy_interval, fetch_limit):
+        try:
+            read()
+        except (ImproperlyConfigured, TypeError, ValueError) as exc:
+            messages.append(Error(str(exc), id="imbot_app.E020"))
+    return messages

@@ -9,6 +9,8 @@ import pytest
 from imbot_app import errors
 from imbot_app.models import Portal
 from imbot_app.protocol.v2 import methods as m
+from imbot_app.protocol.v2.advice import explain
+from imbot_app.protocol.v2.translate import from_v1
 from imbot_app.rest import RestClient
 from imbot_app.testing import FakeBitrix24, V2EventFactory
 
@@ -62,39 +64,39 @@ def test_event_get_sends_no_offset_on_the_first_call() -> None:
 
 
 def test_from_v1_translates_what_the_contexts_send() -> None:
-    add = m.from_v1(
+    add = from_v1(
         "imbot.message.add",
         {"BOT_ID": 4, "DIALOG_ID": "chat5", "MESSAGE": "hi", "SYSTEM": "Y", "URL_PREVIEW": "N"},
         bot_id=4,
     )
     assert add == m.send_message(4, "chat5", "hi", system=True, url_preview=False)
-    answer = m.from_v1(
+    answer = from_v1(
         "imbot.command.answer",
         {"COMMAND_ID": 78, "MESSAGE_ID": 790, "MESSAGE": "ok", "KEYBOARD": [{"TEXT": "x"}]},
         bot_id=4,
         dialog_id="1",
     )
     assert answer == m.answer_command(4, 78, 790, "1", "ok", keyboard=[{"TEXT": "x"}])
-    update = m.from_v1("imbot.message.update", {"MESSAGE_ID": 9, "MESSAGE": "new"}, bot_id=4)
+    update = from_v1("imbot.message.update", {"MESSAGE_ID": 9, "MESSAGE": "new"}, bot_id=4)
     assert update.params == {"botId": 4, "messageId": 9, "fields": {"message": "new"}}
-    delete = m.from_v1("imbot.message.delete", {"MESSAGE_ID": 9, "COMPLETE": "Y"}, bot_id=4)
+    delete = from_v1("imbot.message.delete", {"MESSAGE_ID": 9, "COMPLETE": "Y"}, bot_id=4)
     assert delete.params == {"botId": 4, "messageId": 9, "complete": True}
-    typing = m.from_v1("imbot.chat.sendTyping", {"DIALOG_ID": "chat5"}, bot_id=4, bot_token="s")
+    typing = from_v1("imbot.chat.sendTyping", {"DIALOG_ID": "chat5"}, bot_id=4, bot_token="s")
     assert typing == m.notify_input(4, "chat5", bot_token="s")
     with pytest.raises(ValueError, match="MENU"):
-        m.from_v1("imbot.message.add", {"MENU": [], "DIALOG_ID": "1"}, bot_id=4)
+        from_v1("imbot.message.add", {"MENU": [], "DIALOG_ID": "1"}, bot_id=4)
     with pytest.raises(ValueError, match="dialog id"):
-        m.from_v1("imbot.command.answer", {"COMMAND_ID": 1, "MESSAGE_ID": 2}, bot_id=4)
+        from_v1("imbot.command.answer", {"COMMAND_ID": 1, "MESSAGE_ID": 2}, bot_id=4)
     with pytest.raises(ValueError, match=r"no Chatbots 2\.0"):
-        m.from_v1("imbot.bot.list", {}, bot_id=4)
+        from_v1("imbot.bot.list", {}, bot_id=4)
 
 
 def test_explain() -> None:
-    text = m.explain("BOT_CODE_ALREADY_TAKEN", "Bot code is taken")
+    text = explain("BOT_CODE_ALREADY_TAKEN", "Bot code is taken")
     assert text.startswith("BOT_CODE_ALREADY_TAKEN: another owner")
     assert text.endswith("(Bitrix24: Bot code is taken)")
-    assert "back off" in m.explain("QUERY_LIMIT_EXCEEDED")
-    assert m.explain("SOMETHING_NEW", "x") == "SOMETHING_NEW (Bitrix24: x)"
+    assert "back off" in explain("QUERY_LIMIT_EXCEEDED")
+    assert explain("SOMETHING_NEW", "x") == "SOMETHING_NEW (Bitrix24: x)"
 
 
 # --------------------------------------------------------------------------- for real
@@ -136,7 +138,7 @@ def test_a_conversation_through_the_rest_client(b24: FakeBitrix24) -> None:
     with pytest.raises(errors.BitrixError) as caught:
         run(m.event_get(bot))
     assert caught.value.error == "BOT_NOT_FOUND"
-    assert "register it again" in m.explain(caught.value.error)
+    assert "register it again" in explain(caught.value.error)
 
 
 @pytest.mark.django_db
@@ -149,4 +151,4 @@ def test_bot_code_already_taken_gets_a_clear_message(b24: FakeBitrix24) -> None:
         client.call(call.method, call.params)
     failure = caught.value
     assert failure.error == "BOT_CODE_ALREADY_TAKEN" and failure.status == 400
-    assert "pick another code" in m.explain(failure.error, failure.description)
+    assert "pick another code" in explain(failure.error, failure.description)

@@ -18,26 +18,22 @@ bot, so two bots in one chat see the same message id).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
 from ... import events as ev
-from ...serializers import Envelope, InvalidPayload, _auth_block, _validate, clean_auth
+from ...serializers import Envelope, InvalidPayload, _auth_block, _validate
+from .delivery import dedup_key, event_id, fetch_payload
 from .objects import (
-    BotSerializer,
-    ChatSerializer,
-    CommandSerializer,
-    FetchItemSerializer,
-    MessageSerializer,
-    ObjectField,
-    UserSerializer,
-    integer,
-    string,
+    BotDeleteData,
+    CommandData,
+    ContextData,
+    JoinData,
+    MessageData,
+    MessageDeleteData,
+    ReactionData,
 )
 
 __all__ = [
@@ -45,6 +41,7 @@ __all__ = [
     "KNOWN_EVENTS",
     "V2_PREFIX",
     "dedup_key",
+    "event_id",
     "fetch_payload",
     "is_v2",
     "parse_event",
@@ -79,57 +76,6 @@ CHAT_TYPES = {
 def is_v2(name: str) -> bool:
     """Whether an event name belongs to Chatbots 2.0."""
     return name.strip().upper().startswith(V2_PREFIX)
-
-
-# --------------------------------------------------------------------------- data per event
-
-
-class _BotData(serializers.Serializer):
-    bot = BotSerializer()
-
-
-class _ChatData(_BotData):
-    chat = ChatSerializer(required=False)
-    user = UserSerializer(required=False)
-    language = string(10)
-    dialogId = string(64)
-
-
-class MessageData(_ChatData):
-    message = MessageSerializer()
-
-
-class MessageDeleteData(_ChatData):
-    messageId = integer(required=True, allow_null=False, min_value=1)
-
-
-class JoinData(_ChatData):
-    pass
-
-
-class ContextData(_ChatData):
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()
-        fields["context"] = ObjectField(max_keys=50)
-        return fields
-
-
-class CommandData(MessageData):
-    command = CommandSerializer()
-
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()
-        fields["message"] = MessageSerializer(required=False)
-        return fields
-
-
-class ReactionData(MessageData):
-    reaction = serializers.CharField(max_length=64)
-    action = serializers.ChoiceField(choices=["add", "delete"])
-
-
-class BotDeleteData(_BotData):
-    pass
 
 
 # --------------------------------------------------------------------------- builders
@@ -341,97 +287,3 @@ def parse_event(envelope: Envelope) -> ev.BitrixEvent:
     except InvalidPayload as exc:
         raise InvalidPayload({"data": exc.errors}) from None
     return build(envelope, values)
-
-
-# --------------------------------------------------------------------------- fetch delivery
-
-
-def _epoch(date: str | None) -> int | None:
-    """An ISO 8601 ``date`` as a Unix time, or ``None`` if absent or unreadable."""
-    if not date:
-        return None
-    try:
-        return int(datetime.fromisoformat(date).timestamp())
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
-def fetch_payload(item: Any, *, member_id: str) -> dict[str, Any]:
-    """An ``Event.get`` item as a webhook-shaped payload, ready for ``parse_envelope``.
-
-    ``{eventId, type, date, data}`` -> ``{event, data, ts, eventId, date, auth: {member_id}}``.
-    Fetch items carry no ``auth`` (the poller was authenticated when it called Event.get), so
-    the portal's ``member_id`` is added for the store to find it; there are no tokens to
-    redact.  Raises :class:`~imbot_app.serializers.InvalidPayload` for an item without a
-    usable ``eventId``/``type``/``data``: such an item cannot be acknowledged individually and
-    is reported, not guessed at.
-    """
-    if not isinstance(item, Mapping):
-        raise InvalidPayload({"non_field_errors": ["An Event.get item must be an object."]})
-    values = _validate(FetchItemSerializer, item)
-    payload: dict[str, Any] = {
-        "event": values["type"].strip().upper(),
-        "data": values["data"],
-        "eventId": values["eventId"],
-        "auth": {"member_id": member_id},
-    }
-    date = values.get("date")
-    if date:
-        payload["date"] = date
-        ts = _epoch(date)
-        if ts is not None:
-            payload["ts"] = ts
-    return payload
-
-
-def event_id(envelope: Envelope) -> int | None:
-    """The ``eventId`` of a fetched event (``None`` for a webhook delivery)."""
-    value = envelope.payload.get("eventId")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def dedup_key(envelope: Envelope, event: ev.BitrixEvent | None, redacted: Any) -> str:
-    """What makes two deliveries of a v2 event "the same" (for ``store_event``).
-
-    Fetched: ``eventId`` (unique per portal: Bitrix24's event log ids), so a page fetched again
-    after a crash stores nothing twice.  Webhook: v1's rule (:func:`imbot_app.store.dedup_key`:
-    message id, an edit's text, command and message ids, else the payload digest) scoped to
-    the bot, because v2 posts once per bot and two bots in one chat see the same message.
-    """
-    fetched = event_id(envelope)
-    if fetched is not None:
-        return f"{envelope.name}:event:{fetched}"
-    scope = envelope.name
-    if isinstance(event, ev.BotDelete):
-        scope = f"{scope}:bot{event.bot_id}"
-    elif event is not None and event.bots:
-        scope = f"{scope}:bot{event.bots[0].bot_id}"
-    if isinstance(event, ev.MessageAdd | ev.MessageDelete):
-        return f"{scope}:{event.message.message_id}"
-    if isinstance(event, ev.MessageUpdate):
-        digest = hashlib.sha256(event.message.text.encode("utf-8")).hexdigest()[:16]
-        return f"{scope}:{event.message.message_id}:{digest}"
-    canonical = json.dumps(redacted, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if isinstance(event, ev.CommandAdd) and not any(
-        c.context in ("KEYBOARD", "MENU") for c in event.commands
-    ):
-        ids = ",".join(f"{c.command_id}:{c.message_id}" for c in event.commands)
-        return f"{scope}:{ids}"[:255]
-    # Keyboard clicks repeat on one message, reactions flip back and forth: the whole payload
-    # (its ts included) tells them apart.
-    return f"{scope}:{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}"[:255]
-
-
-def bot_auth(data: Mapping[str, Any]) -> ev.AuthBlock | None:
-    """``data.bot.auth`` of a webhook delivery, checked (``None`` when absent or invalid).
-
-    The reference says to authenticate with the *top-level* ``auth.application_token``; this
-    is for the tokens only (an OAuth bot's access token arrives here).
-    """
-    bot = data.get("bot")
-    if not isinstance(bot, Mapping) or not isinstance(bot.get("auth"), Mapping):
-        return None
-    try:
-        return _auth_block(clean_auth(bot["auth"]))
-    except serializers.ValidationError:
-        return None

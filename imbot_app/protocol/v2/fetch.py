@@ -29,30 +29,28 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import os
-import random
-import socket
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ... import errors
 from ... import events as ev
 from ...auth import Authenticated
 from ...conf import imbot_settings
-from ...models import Bot, BotFetchState, Event
+from ...models import BotFetchState, Event
 from ...rest import RestClient
 from ...serializers import InvalidPayload, parse_envelope
 from ...store import store_event
+from ...wire import WireError, _check_json_shape
 from . import events as v2events
 from . import methods
+from .lease import claim, due_states, poller_name, release, state_for
+from .schedule import MIN_BUSY, backoff_delay, busy_interval, fetch_limit, idle_interval
 
 logger = logging.getLogger("imbot_app.fetch")
 
@@ -65,6 +63,7 @@ __all__ = [
     "busy_interval",
     "claim",
     "due_states",
+    "fetch_limit",
     "fetch_page",
     "idle_interval",
     "poll_bot",
@@ -73,10 +72,6 @@ __all__ = [
     "state_for",
     "store_page",
 ]
-
-MIN_IDLE, MAX_IDLE = 5.0, 30.0
-MIN_BUSY = 2.0
-MAX_LIMIT = methods.MAX_EVENT_LIMIT
 
 OnCommit = Callable[[Event, ev.BitrixEvent | None], None]
 
@@ -124,94 +119,6 @@ class PollResult:
     has_more: bool = False
     error: str = ""
     event_ids: tuple[int, ...] = ()
-
-
-# --------------------------------------------------------------------------- settings
-
-
-def idle_interval() -> float:
-    """``IMBOT_FETCH_IDLE_INTERVAL``, which Bitrix24 wants between 5 and 30 seconds."""
-    value = float(imbot_settings.FETCH_IDLE_INTERVAL)
-    if not MIN_IDLE <= value <= MAX_IDLE:
-        raise ImproperlyConfigured(
-            f"IMBOT_FETCH_IDLE_INTERVAL is {value:g} s; Bitrix24 asks for {MIN_IDLE:g}-"
-            f"{MAX_IDLE:g} s between polls of an empty queue"
-        )
-    return value
-
-
-def busy_interval() -> float:
-    """``IMBOT_FETCH_BUSY_INTERVAL``: the pause while ``hasMore`` (never under 2 s)."""
-    value = float(imbot_settings.FETCH_BUSY_INTERVAL)
-    if value < MIN_BUSY:
-        raise ImproperlyConfigured(
-            f"IMBOT_FETCH_BUSY_INTERVAL is {value:g} s; Bitrix24 asks for at least "
-            f"{MIN_BUSY:g} s between calls while hasMore"
-        )
-    return value
-
-
-def fetch_limit() -> int:
-    value = int(imbot_settings.FETCH_LIMIT)
-    if not 1 <= value <= MAX_LIMIT:
-        raise ImproperlyConfigured(f"IMBOT_FETCH_LIMIT is 1-{MAX_LIMIT}, not {value}")
-    return value
-
-
-def backoff_delay(failures: int, *, rng: Callable[[], float] = random.random) -> float:
-    """Seconds to wait after ``failures`` consecutive failed polls: doubling from
-    ``IMBOT_FETCH_BACKOFF`` up to ``IMBOT_FETCH_MAX_BACKOFF``, times a jitter of 0.5-1.5 (so
-    many bots throttled together do not all come back at once), never under 2 s."""
-    base = float(imbot_settings.FETCH_BACKOFF)
-    cap = float(imbot_settings.FETCH_MAX_BACKOFF)
-    delay = min(cap, base * 2 ** max(0, failures - 1))
-    return max(MIN_BUSY, delay * (0.5 + rng()))
-
-
-# --------------------------------------------------------------------------- lease
-
-
-def poller_name() -> str:
-    """``host:pid:nonce``: unique per poller, so a restarted process never inherits a lease."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def state_for(bot: Bot) -> BotFetchState:
-    """The bot's fetch state, created (offset 0: "send none") on first use."""
-    state, _ = BotFetchState.objects.select_related("bot__portal").get_or_create(bot=bot)
-    return state
-
-
-def claim(state: BotFetchState, owner: str, *, now: datetime | None = None) -> bool:
-    """Take (or renew) the bot's lease for ``IMBOT_FETCH_LEASE`` seconds; one UPDATE.
-
-    Succeeds when the lease is free, expired, or already ``owner``'s: the database decides,
-    so two pollers racing for one bot never both win.
-    """
-    now = now or timezone.now()
-    until = now + timedelta(seconds=float(imbot_settings.FETCH_LEASE))
-    free = Q(claim_until__isnull=True) | Q(claim_until__lt=now) | Q(claimed_by=owner)
-    taken = BotFetchState.objects.filter(free, pk=state.pk).update(
-        claimed_by=owner, claim_until=until
-    )
-    return taken == 1
-
-
-def release(state: BotFetchState, owner: str) -> None:
-    BotFetchState.objects.filter(pk=state.pk, claimed_by=owner).update(
-        claimed_by="", claim_until=None
-    )
-
-
-def due_states(now: datetime | None = None) -> QuerySet[BotFetchState]:
-    """States whose next poll is due and whose lease is free: what a worker loop picks from."""
-    now = now or timezone.now()
-    return (
-        BotFetchState.objects.filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
-        .filter(Q(claim_until__isnull=True) | Q(claim_until__lt=now))
-        .select_related("bot__portal")
-        .order_by("next_poll_at", "pk")
-    )
 
 
 # --------------------------------------------------------------------------- steps
@@ -272,12 +179,23 @@ def _invalid_payload(item: Any, member_id: str) -> dict[str, Any]:
     """An item too broken to type: kept (redacted by the store) under a recognisable name."""
     name = item.get("type") if isinstance(item, Mapping) else None
     event = str(name).strip().upper()[:64] if isinstance(name, str) and name.strip() else ""
-    return {
+    payload: dict[str, Any] = {
         "event": event or "ONIMBOTV2INVALID",
         "data": {},
         "item": dict(item) if isinstance(item, Mapping) else repr(item)[:1000],
         "auth": {"member_id": member_id},
     }
+    number = item.get("eventId") if isinstance(item, Mapping) else None
+    if isinstance(number, int) and not isinstance(number, bool) and 0 < number < 2**63:
+        payload["eventId"] = number  # the dedup key, so a page fetched again stores it once
+    return payload
+
+
+def _summary(item: Any) -> dict[str, Any]:
+    """What is kept of an item over the field or depth limits: its id and type, no data."""
+    if not isinstance(item, Mapping):
+        return {}
+    return {k: item[k] for k in ("eventId", "type", "date") if isinstance(item.get(k), str | int)}
 
 
 def store_page(state: BotFetchState, page: Page, *, on_commit: OnCommit | None = None) -> Stored:
@@ -296,13 +214,17 @@ def store_page(state: BotFetchState, page: Page, *, on_commit: OnCommit | None =
         event: ev.BitrixEvent | None = None
         reason = ""
         try:
+            _check_json_shape(item, int(imbot_settings.MAX_FIELDS), int(imbot_settings.MAX_DEPTH))
             payload = v2events.fetch_payload(item, member_id=portal.member_id)
-            envelope = parse_envelope(payload)
+        except WireError as exc:
+            # Too big or too deep to keep: only its id and type are stored, with the reason.
+            payload = _invalid_payload(_summary(item), portal.member_id)
+            reason = json.dumps({"item": exc.message}, ensure_ascii=False)
         except InvalidPayload as exc:
             payload = _invalid_payload(item, portal.member_id)
-            envelope = parse_envelope(payload)
             reason = json.dumps({"item": exc.errors}, ensure_ascii=False, default=str)
-        else:
+        envelope = parse_envelope(payload)
+        if not reason:
             try:
                 event = v2events.parse_event(envelope)
             except InvalidPayload as exc:
@@ -422,6 +344,9 @@ def poll_bot(
         except errors.ImbotError as exc:
             logger.warning("Event.get for bot %s on %s failed: %s", bot_id, portal, exc)
             return _failed(state, owner, str(exc), now)
+        except Exception as exc:  # an answer requests could not read, say: back off, go on
+            logger.exception("Event.get for bot %s on %s failed", bot_id, portal)
+            return _failed(state, owner, f"Event.get failed: {type(exc).__name__}", now)
         wait = busy_interval() if page.has_more else idle_interval()
         try:
             with transaction.atomic():
@@ -431,7 +356,7 @@ def poll_bot(
         except _LeaseLost:
             logger.warning("lost the fetch lease of bot %s mid-poll; page rolled back", bot_id)
             return PollResult(bot_id=bot_id, outcome=PollOutcome.LEASE_LOST, next_poll_in=MIN_BUSY)
-        except DatabaseError as exc:
+        except Exception as exc:  # the page stays unacknowledged: fetched again next time
             logger.exception("storing Event.get's page for bot %s failed", bot_id)
             return _failed(state, owner, f"store failed: {type(exc).__name__}: {exc}", now)
         return PollResult(

@@ -7,9 +7,10 @@ its application) is top level too, except in ``Bot.register`` where it is ``fiel
 what a message says goes in ``fields``.  Keyboards and attachments keep v1's UPPER_CASE
 structures, so :mod:`imbot_app.blocks` builds them for both versions.
 
-:func:`from_v1` translates the v1 calls the handler contexts describe today
+:func:`~.translate.from_v1` translates the v1 calls the handler contexts describe today
 (``imbot.message.add``, ``imbot.command.answer``, ``imbot.message.update`` / ``.delete``,
-``imbot.chat.sendTyping``) into their v2 counterparts, so one handler API serves both.
+``imbot.chat.sendTyping``) into their v2 counterparts, so one handler API serves both; and
+:mod:`.advice` explains v2 error codes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "ERROR_ADVICE",
     "MAX_BOT_TOKEN",
     "Call",
     "add_reaction",
@@ -27,8 +27,6 @@ __all__ = [
     "delete_message",
     "delete_reaction",
     "event_get",
-    "explain",
-    "from_v1",
     "notify_input",
     "register_bot",
     "register_command",
@@ -357,126 +355,3 @@ def event_get(
         limit=int(limit),
         withUserEvents=True if with_user_events else None,
     )
-
-
-# --------------------------------------------------------------------------- from v1 calls
-
-
-def _yes(value: Any) -> bool | None:
-    if value is None:
-        return None
-    return str(value).upper() in ("Y", "1", "TRUE")
-
-
-def from_v1(
-    method: str,
-    params: Mapping[str, Any],
-    *,
-    bot_id: int,
-    dialog_id: str | None = None,
-    bot_token: str | None = None,
-) -> Call:
-    """The v2 call for a v1 call a handler context describes (``OutgoingCall``).
-
-    ``dialog_id`` is the chat's, needed by ``Command.answer`` (v1's ``imbot.command.answer``
-    has none).  ``MENU`` has no v2 counterpart and is refused rather than dropped.
-    """
-    p = dict(params)
-    if "MENU" in p:
-        raise ValueError("MENU has no Chatbots 2.0 counterpart; use a keyboard")
-    common: dict[str, Any] = {
-        "keyboard": p.get("KEYBOARD"),
-        "attach": p.get("ATTACH"),
-        "bot_token": bot_token,
-    }
-    preview = _yes(p.get("URL_PREVIEW"))
-    if method == "imbot.message.add":
-        return send_message(
-            bot_id,
-            str(p.get("DIALOG_ID") or dialog_id or ""),
-            str(p.get("MESSAGE", "")),
-            system=_yes(p.get("SYSTEM")),
-            url_preview=preview,
-            **common,
-        )
-    if method == "imbot.command.answer":
-        if not dialog_id:
-            raise ValueError("Command.answer needs the chat's dialog id")
-        return answer_command(
-            bot_id,
-            int(p["COMMAND_ID"]),
-            int(p["MESSAGE_ID"]),
-            dialog_id,
-            str(p.get("MESSAGE", "")),
-            system=_yes(p.get("SYSTEM")),
-            url_preview=preview,
-            **common,
-        )
-    if method == "imbot.message.update":
-        return update_message(
-            bot_id, int(p["MESSAGE_ID"]), p.get("MESSAGE"), url_preview=preview, **common
-        )
-    if method == "imbot.message.delete":
-        return delete_message(
-            bot_id,
-            int(p["MESSAGE_ID"]),
-            complete=bool(_yes(p.get("COMPLETE"))),
-            bot_token=bot_token,
-        )
-    if method == "imbot.chat.sendTyping":
-        return notify_input(bot_id, str(p.get("DIALOG_ID") or dialog_id), bot_token=bot_token)
-    raise ValueError(f"{method} has no Chatbots 2.0 translation")
-
-
-# --------------------------------------------------------------------------- errors
-
-#: What a v2 ``error`` code means and what to do about it.
-ERROR_ADVICE: dict[str, str] = {
-    "BOT_CODE_ALREADY_TAKEN": "another owner (an application, or another botToken) already "
-    "registered a bot with this code on the portal; pick another code, or register with the "
-    "botToken that owns it",
-    "BOT_CODE_REQUIRED": "Bot.register needs fields.code",
-    "BOT_PROPERTIES_REQUIRED": "Bot.register needs fields.properties with a name",
-    "BOT_INVALID_TYPE": "the bot type must be bot, supervisor, personal or openline",
-    "BOT_INVALID_EVENT_MODE": "eventMode must be fetch or webhook",
-    "BOT_WEBHOOK_URL_REQUIRED": "a webhook-mode bot needs fields.webhookUrl",
-    "BOT_INVALID_CALLBACK": "Bitrix24 refused the webhookUrl (it must be a public http(s) URL)",
-    "BOT_LIMIT_EXCEEDED": "the application already has the most bots Bitrix24 allows (100)",
-    "BOT_TOKEN_INVALID_LENGTH": f"a botToken is at most {MAX_BOT_TOKEN} characters",
-    "BOT_TOKEN_NOT_SPECIFIED": "an inbound-webhook portal must send the bot's botToken",
-    "BOT_TOKEN_ROTATION_FAILED": "Bitrix24 could not rotate the botToken; the old one still works",
-    "BOT_OWNERSHIP_ERROR": "the bot belongs to another application or botToken (a rotated "
-    "token loses access at once)",
-    "BOT_ID_REQUIRED": "the call did not name a botId",
-    "BOT_NOT_FOUND": "Bitrix24 no longer knows this bot (unregistered, or the app was "
-    "reinstalled); register it again",
-    "BOT_REGISTER_FAILED": "Bitrix24 could not register the bot; try again later",
-    "BOT_UNREGISTER_FAILED": "Bitrix24 could not unregister the bot; try again later",
-    "COMMAND_REQUIRED": "Command.register needs fields.command",
-    "COMMAND_NAME_INVALID": "a command is Latin letters, digits and '_', without the slash",
-    "COMMAND_NAME_EMPTY": "the command name is empty",
-    "COMMAND_TITLE_REQUIRED": "a visible command needs a title",
-    "COMMAND_NOT_FOUND": "Bitrix24 no longer knows this command; register it again",
-    "COMMAND_ALREADY_EXISTS": "the bot already has a command with this name",
-    "COMMAND_ANSWER_FAILED": "Bitrix24 could not post the command's answer",
-    "ACCESS_DENIED": "the bot may not do this here (not a member, or not its own message)",
-    "EMPTY_MESSAGE": "a message needs a text or an attachment",
-    "SENDING_FAILED": "Bitrix24 could not send the message",
-    "REACTION_ALREADY_SET": "the bot already set this reaction",
-    "REACTION_NOT_FOUND": "the bot has not set this reaction",
-    "QUERY_LIMIT_EXCEEDED": "Bitrix24's request budget (2 per second per application, bursts "
-    "of 50) is spent; back off and retry",
-    "OPERATION_TIME_LIMIT": "Bitrix24 spent its time budget on this method; back off and retry",
-    "USER_NOT_SUBSCRIBED": "withUserEvents needs im.v2.Event.subscribe for the token's user",
-    "SCOPE_ERROR": "the application lacks the imbot (or im) scope",
-    "AUTH_ERROR": "Bitrix24 refused the credentials",
-}
-
-
-def explain(error: str, description: str = "") -> str:
-    """A sentence a person can act on for a v2 ``error`` code (and Bitrix24's description)."""
-    advice = ERROR_ADVICE.get(error)
-    said = f" (Bitrix24: {description})" if description else ""
-    if advice is None:
-        return f"{error}{said}"
-    return f"{error}: {advice}{said}"

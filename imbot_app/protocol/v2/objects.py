@@ -190,3 +190,54 @@ class FetchItemSerializer(serializers.Serializer):
         fields = super().get_fields()
         fields["data"] = ObjectField(required=True, allow_null=False, max_keys=50)
         return fields
+
+
+# --------------------------------------------------------------------------- data per event
+
+
+class _BotData(serializers.Serializer):
+    bot = BotSerializer()
+
+
+class _ChatData(_BotData):
+    chat = ChatSerializer(required=False)
+    user = UserSerializer(required=False)
+    language = string(10)
+    dialogId = string(64)
+
+
+class MessageData(_ChatData):
+    message = MessageSerializer()
+
+
+class MessageDeleteData(_ChatData):
+    messageId = integer(required=True, allow_null=False, min_value=1)
+
+
+class JoinData(_ChatData):
+    pass
+
+
+class ContextData(_ChatData):
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["context"] = ObjectField(max_keys=50)
+        return fields
+
+
+class CommandData(MessageData):
+    command = CommandSerializer()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["message"] = MessageSerializer(required=False)
+        return fields
+
+
+class ReactionData(MessageData):
+    reaction = serializers.CharField(max_length=64)
+    action = serializers.ChoiceField(choices=["add", "delete"])
+
+
+class BotDeleteData(_BotData):
+    pass
