@@ -45,7 +45,7 @@ from ...conf import imbot_settings
 from ...models import BotFetchState, Event
 from ...rest import RestClient
 from ...serializers import InvalidPayload, parse_envelope
-from ...store import store_event
+from ...store import bot_ids, store_event
 from ...wire import WireError, _check_json_shape
 from . import events as v2events
 from . import methods
@@ -349,6 +349,11 @@ def poll_bot(
             return _failed(state, owner, f"Event.get failed: {type(exc).__name__}", now)
         wait = busy_interval() if page.has_more else idle_interval()
         try:
+            if not state.bot.deleted_at:
+                # The bot's row is committed and every event of the page names it: the store's
+                # bot cache learns it now (outside a transaction, on_commit runs at once), not
+                # after the page's transaction, saving a query per event.
+                bot_ids.remember(state.bot)
             with transaction.atomic():
                 stored = store_page(state, page, on_commit=on_commit)
                 if not advance(state, page, owner, stored=stored, next_poll_in=wait):
