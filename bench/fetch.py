@@ -34,10 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from databases import throwaway_database
 
-from bench.databases import throwaway_database  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 LIMIT = 1000
 GOAL_PER_SECOND = 2000
@@ -57,6 +56,7 @@ def main() -> None:
         os.environ["IMBOT_DISPATCH"] = "inline"
         os.environ["IMBOT_LOG_LEVEL"] = "WARNING"
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+        sys.path.insert(0, str(ROOT))
         import django
 
         django.setup()
