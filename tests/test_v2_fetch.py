@@ -373,3 +373,33 @@ def test_the_admin_shows_each_bots_polling_state(b24: FakeBitrix24, admin_client
     detail = admin_client.get(reverse("admin:imbot_app_botfetchstate_change", args=[state.pk]))
     assert detail.status_code == 200
     assert "QUERY_LIMIT_EXCEEDED" in detail.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (lambda answer: ["not", "an", "object"], "without an events list"),
+        (lambda answer: {**answer, "events": "none"}, "without an events list"),
+        (lambda answer: {**answer, "nextOffset": "12"}, "nextOffset is not an integer"),
+        (lambda answer: {**answer, "nextOffset": True}, "nextOffset is not an integer"),
+        (lambda answer: {**answer, "nextOffset": 0}, "does not pass the page's last eventId"),
+    ],
+)
+def test_a_malformed_event_get_answer_acknowledges_nothing(
+    b24: FakeBitrix24, tamper: Any, reason: str
+) -> None:
+    events, state = _setup(b24)
+
+    class Tampered(RestClient):
+        def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+            return tamper(super().call(method, params))
+
+    ids = _fill(b24, events, 2)
+    result = fetch.poll_bot(state, client=Tampered(state.bot.portal))
+    assert result.outcome == PollOutcome.FAILED
+    assert "INVALID_RESULT" in result.error and reason in result.error
+    assert not Event.objects.exists()
+    state.refresh_from_db()
+    assert state.offset == 0 and state.failures == 1
+    assert b24.v2.queued(events.member_id, events.bot_id) == ids

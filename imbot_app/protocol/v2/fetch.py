@@ -167,6 +167,14 @@ def fetch_page(
             f"nextOffset {next_offset} is below the offset sent ({state.offset})",
             method=call.method,
         )
+    ids = [i["eventId"] for i in items if isinstance(i, Mapping) and type(i.get("eventId")) is int]
+    if ids and next_offset <= max(ids):
+        # Sent back, it would not acknowledge this page: the same events would come forever.
+        raise errors.BitrixError(
+            "INVALID_RESULT",
+            f"nextOffset {next_offset} does not pass the page's last eventId {max(ids)}",
+            method=call.method,
+        )
     return Page(
         events=tuple(items),
         next_offset=next_offset,
