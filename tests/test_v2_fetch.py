@@ -357,25 +357,6 @@ def test_four_pollers_on_postgresql(b24: FakeBitrix24) -> None:
 
 
 @pytest.mark.django_db
-def test_the_admin_shows_each_bots_polling_state(b24: FakeBitrix24, admin_client: Any) -> None:
-    from django.urls import reverse
-
-    events, state = _setup(b24)
-    _fill(b24, events, 2)
-    fetch.poll_bot(state)
-    b24.throttle(1)
-    fetch.poll_bot(state)
-    state.refresh_from_db()
-    listing = admin_client.get(reverse("admin:imbot_app_botfetchstate_changelist"))
-    assert listing.status_code == 200
-    html = listing.content.decode()
-    assert str(state.offset) in html and "QUERY_LIMIT_EXCEEDED" in html
-    detail = admin_client.get(reverse("admin:imbot_app_botfetchstate_change", args=[state.pk]))
-    assert detail.status_code == 200
-    assert "QUERY_LIMIT_EXCEEDED" in detail.content.decode()
-
-
-@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("tamper", "reason"),
     [

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.core.checks import run_checks
+from django.urls import reverse
 
 from imbot_app import events as ev
 from imbot_app.auth import Authenticated
@@ -22,6 +23,9 @@ from imbot_app.serializers import parse_envelope
 from imbot_app.store import StoreResult, store_event
 from imbot_app.testing import FakeBitrix24, V2Event, V2EventFactory
 from imbot_app.wire import decode_form
+
+from .test_v2_fetch import _fill as _fill_queue
+from .test_v2_fetch import _setup as _setup_fetch
 
 
 @pytest.fixture
@@ -174,3 +178,20 @@ def test_reaction_and_context_events_are_typed() -> None:
     assert isinstance(reaction, ev.ReactionChange) and reaction.added
     context = v2.parse_event(parse_envelope(events.context_get().as_webhook()))
     assert isinstance(context, ev.ContextGet) and context.context["entityType"] == "task"
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_each_bots_polling_state(b24: FakeBitrix24, admin_client: Any) -> None:
+    events, state = _setup_fetch(b24)
+    _fill_queue(b24, events, 2)
+    fetch.poll_bot(state)
+    b24.throttle(1)
+    fetch.poll_bot(state)
+    state.refresh_from_db()
+    listing = admin_client.get(reverse("admin:imbot_app_botfetchstate_changelist"))
+    assert listing.status_code == 200
+    html = listing.content.decode()
+    assert str(state.offset) in html and "QUERY_LIMIT_EXCEEDED" in html
+    detail = admin_client.get(reverse("admin:imbot_app_botfetchstate_change", args=[state.pk]))
+    assert detail.status_code == 200
+    assert "QUERY_LIMIT_EXCEEDED" in detail.content.decode()
