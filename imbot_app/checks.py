@@ -186,3 +186,23 @@ def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckM
             )
         ]
     return []
+
+
+@register()
+def check_fetch_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Chatbots 2.0 fetch mode: the intervals Bitrix24 asks for, and Event.get's limit."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from imbot_app.protocol import fetch_schedule
+
+    messages: list[CheckMessage] = []
+    for read in (
+        fetch_schedule.idle_interval,
+        fetch_schedule.busy_interval,
+        fetch_schedule.fetch_limit,
+    ):
+        try:
+            read()
+        except (ImproperlyConfigured, TypeError, ValueError) as exc:
+            messages.append(Error(str(exc), id="imbot_app.E030"))
+    return messages

@@ -90,6 +90,15 @@ DEFAULTS: dict[str, Any] = {
     # ONAPPUNINSTALL with CLEAN=1 ("delete the application's data") deletes the portal's
     # messages, command invocations and chat users and scrubs its events' data.
     "IMBOT_HONOR_CLEAN": True,
+    # Chatbots 2.0 fetch mode (imbot.v2.Event.get): seconds between polls of an empty queue
+    # (Bitrix24 recommends 5-30), at least 2 s between calls while hasMore, events per call
+    # (1-1000), how long one poller holds a bot, and the first / longest backoff after errors.
+    "IMBOT_FETCH_IDLE_INTERVAL": 10.0,
+    "IMBOT_FETCH_BUSY_INTERVAL": 2.0,
+    "IMBOT_FETCH_LIMIT": 1000,
+    "IMBOT_FETCH_LEASE": 120,
+    "IMBOT_FETCH_BACKOFF": 2.0,
+    "IMBOT_FETCH_MAX_BACKOFF": 300.0,
 }
 
 

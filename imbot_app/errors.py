@@ -6,6 +6,8 @@ the application again), :class:`RateLimited` (retries ran out), :class:`BitrixEr
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ImbotError(Exception):
     """Base of every error imbot_app raises on purpose."""
@@ -60,6 +62,6 @@ def from_response(error: str, description: str, *, status: int | None, method: s
 class InvalidPayload(Exception):
     """The body decoded but does not hold a valid event; ``errors`` says which fields."""
 
-    def __init__(self, errors: object) -> None:
+    def __init__(self, errors: Any) -> None:
         super().__init__("invalid event payload")
         self.errors = errors

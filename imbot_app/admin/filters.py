@@ -14,8 +14,8 @@ from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from imbot_app.events import EVENT_CLASSES
 from imbot_app.models import Chat, ChatType, ChatUser, CommandInvocation, Event
+from imbot_app.protocol import EVENT_CLASSES
 
 __all__ = [
     "AuthorFilter",

@@ -27,10 +27,10 @@ from imbot_app.dispatch import context as ctx
 from imbot_app.dispatch import loading
 from imbot_app.dispatch.claims import DispatchResult, Outcome, worker_name
 from imbot_app.dispatch.routing import NO_ARGUMENTS, Match, Route, handler_path
-from imbot_app.events import event_class_for
 from imbot_app.logsafe import safe, safe_text
 from imbot_app.models import Event, HandlerRun, Message
 from imbot_app.outbound import calls
+from imbot_app.protocol import event_class_for
 
 logger = logging.getLogger("imbot_app.dispatch")
 

@@ -43,8 +43,8 @@ from imbot_app.dispatch.claims import DispatchResult, Outcome
 from imbot_app.dispatch.event_run import live_receivers
 from imbot_app.dispatch.routing import Route, handler_path
 from imbot_app.dispatch.runner import BATCH_SIZE, run_event, run_events
-from imbot_app.events import event_class_for
 from imbot_app.models import Event, HandlerRun
+from imbot_app.protocol import event_class_for
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

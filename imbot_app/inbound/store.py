@@ -101,6 +101,7 @@ def store_event(
     *,
     invalid_reason: str = "",
     on_commit: Callable[[Event, ev.BitrixEvent | None], None] | None = None,
+    dedup: Callable[[Envelope, ev.BitrixEvent | None, Any], str] | None = None,
 ) -> StoreResult:
     """Store the event and its rows, or find the copy stored before.
 
@@ -110,9 +111,15 @@ def store_event(
     ``on_commit`` is called with the new Event and the typed event once the transaction has
     committed (never for a duplicate): the hook that starts handlers without this module
     knowing about them, and without their parsing the payload a second time.
+
+    ``dedup`` computes the dedup key from (envelope, event, redacted payload) when the API
+    version has its own rule (Chatbots 2.0: the fetch queue's ``eventId``, a bot per copy).
     """
     payload = redact(envelope.payload)
-    key = dedup_key(event, envelope.name, payload, envelope.payload)
+    if dedup is not None:
+        key = dedup(envelope, event, payload)
+    else:
+        key = dedup_key(event, envelope.name, payload, envelope.payload)
     if authenticated.replay_only:
         # An uninstalled portal's redelivered ONAPPUNINSTALL: answered as the duplicate it is,
         # and nothing else is let through.

@@ -105,9 +105,14 @@ class CallStats:
 class RestClient:
     """Calls Bitrix24 for one portal, as one Bitrix24 user (a bot, or the installer)."""
 
-    def __init__(self, portal: Portal, user_id: int | None = None) -> None:
+    def __init__(
+        self, portal: Portal, user_id: int | None = None, *, max_retries: int | None = None
+    ) -> None:
         self.portal = portal
         self.user_id = user_id
+        # Retries of a rate-limited call (default IMBOT_REST_MAX_RETRIES); 0 for a caller with
+        # its own backoff, such as the fetch poller.
+        self.max_retries = max_retries
         self.stats = CallStats()
         rate = portal.rate_limit or float(imbot_settings.RATE_LIMIT)
         burst = portal.rate_burst or int(imbot_settings.RATE_BURST)
@@ -186,6 +191,7 @@ class RestClient:
         credential = None if hook is not None else self.credential()
         refreshed = False
         attempt = 0
+        retries = imbot_settings.REST_MAX_RETRIES if self.max_retries is None else self.max_retries
         while True:
             self.stats.waited += self.bucket.acquire()
             self.stats.requests += 1
@@ -209,10 +215,7 @@ class RestClient:
                 credential = self.refresh(credential)
                 refreshed = True
                 continue
-            if (
-                isinstance(failure, errors.RateLimited)
-                and attempt < imbot_settings.REST_MAX_RETRIES
-            ):
+            if isinstance(failure, errors.RateLimited) and attempt < retries:
                 attempt += 1
                 self.stats.retries += 1
                 time.sleep(self._backoff(attempt))

@@ -12,6 +12,7 @@ server and REST API, so tests exercise real ``requests`` calls instead of mocks.
 """
 
 from imbot_app.testing.events import EventFactory
+from imbot_app.testing.events_v2 import V2Event, V2EventFactory
 from imbot_app.testing.fake import FakeBitrix24, RecordedCall
 from imbot_app.testing.posting import EVENTS_PATH, encode_event, post_event
 
@@ -20,6 +21,8 @@ __all__ = [
     "EventFactory",
     "FakeBitrix24",
     "RecordedCall",
+    "V2Event",
+    "V2EventFactory",
     "encode_event",
     "post_event",
 ]

@@ -38,6 +38,7 @@ from imbot_app.testing.fake_state import (
     RecordedCall,
     error_answer,
 )
+from imbot_app.testing.fake_v2 import FakeV2
 from imbot_app.wire import decode_form
 
 __all__ = ["FakeBitrix24", "RecordedCall"]
@@ -101,6 +102,12 @@ class FakeBitrix24(OAuthServer, FaultInjection, ImbotMethods):
             "event.unbind": self._event_unbind,
             "event.get": self._event_get,
         }
+        # Chatbots 2.0 (imbot.v2.*), its state and test helpers: imbot_app.testing.fake_v2.
+        self.v2 = FakeV2(self)
+        self.methods.update(self.v2.methods())
+        # Chatbots 2.0 (imbot.v2.*), its state and test helpers: imbot_app.testing.fake_v2.
+        self.v2 = FakeV2(self)
+        self.methods.update(self.v2.methods())
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -350,9 +357,10 @@ class FakeBitrix24(OAuthServer, FaultInjection, ImbotMethods):
         member_id = self._webhooks.get((user_id, code))
         if member_id is None:
             return error_answer(401, "INVALID_CREDENTIALS", "Invalid request credentials")
-        if method.startswith("imbot.") and not params.get("CLIENT_ID"):
+        v2 = method.startswith("imbot.v2.")  # v2 names the bot's botToken instead
+        if method.startswith("imbot.") and not v2 and not params.get("CLIENT_ID"):
             return error_answer(400, "ACCESS_DENIED", "Client ID not specified")
-        return FakeToken(member_id, user_id, str(params.get("CLIENT_ID", "")), "")
+        return FakeToken(member_id, user_id, str(params.get("CLIENT_ID", "")), "", webhook=True)
 
     def add_webhook(
         self, member_id: str, *, user_id: int = 1, domain: str = "example.bitrix24.com"

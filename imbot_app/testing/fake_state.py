@@ -33,6 +33,7 @@ class FakeToken:
     client_id: str
     refresh_token: str
     expired: bool = False
+    webhook: bool = False  # an inbound-webhook caller (v2 methods then need a botToken)
 
 
 @dataclass

@@ -9,7 +9,6 @@ the stored payload); unknown events become :class:`~imbot_app.events.GenericEven
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,7 +17,7 @@ from rest_framework import serializers
 from imbot_app import events as ev
 from imbot_app.errors import InvalidPayload
 from imbot_app.events import Envelope
-from imbot_app.protocol.v1.fields import auth_block, int_key, timestamp
+from imbot_app.protocol.fields import auth_block, int_key, timestamp
 from imbot_app.protocol.v1.serializers import (
     AppInstallDataSerializer,
     AppUninstallDataSerializer,
@@ -31,46 +30,14 @@ from imbot_app.protocol.v1.serializers import (
     MessageDeleteDataSerializer,
     TokenEntrySerializer,
 )
+from imbot_app.protocol.validation import validate
 
 # --------------------------------------------------------------------------- reuse
 
 
-class _IdleSerializers(threading.local):
-    """Per thread: the serializers not in use, by class."""
-
-    def __init__(self) -> None:
-        self.by_class: dict[type[serializers.Serializer], list[serializers.Serializer]] = {}
-
-
-_idle = _IdleSerializers()
-
-
-def _validate(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    """``serializer_class(data=data)``'s validated data; raises :class:`InvalidPayload`.
-
-    Building a serializer deep-copies every declared field, nested ones included: most of
-    what a parse costs, paid again for every event a replay rebuilds.  Validating keeps no
-    state in a serializer but ``initial_data``, ``_validated_data`` and ``_errors``, so an
-    instance is reused once those are cleared.  Idle instances are kept per thread (fields
-    are not safe to share between threads) and taken out while in use (a validation that
-    parsed another payload would get its own); one that found errors is dropped, as its
-    ``errors`` live on in the exception.
-    """
-    idle = _idle.by_class.setdefault(serializer_class, [])
-    serializer = idle.pop() if idle else serializer_class()
-    serializer.initial_data = data
-    if not serializer.is_valid():
-        raise InvalidPayload(serializer.errors)
-    values = dict(serializer.validated_data)
-    for attribute in ("initial_data", "_validated_data", "_errors", "_data"):
-        serializer.__dict__.pop(attribute, None)
-    idle.append(serializer)
-    return values
-
-
 def parse_envelope(payload: dict[str, Any]) -> Envelope:
     """Validate the shared envelope; raises :class:`InvalidPayload` with field errors."""
-    values = _validate(EnvelopeSerializer, payload)
+    values = validate(EnvelopeSerializer, payload)
     return Envelope(
         name=values["event"].strip().upper(),
         handler_id=values.get("event_handler_id"),
@@ -295,7 +262,7 @@ def parse_event(envelope: Envelope) -> ev.BitrixEvent:
         )
     serializer_class, build = spec
     try:
-        values = _validate(serializer_class, envelope.data)
+        values = validate(serializer_class, envelope.data)
     except InvalidPayload as exc:
         raise InvalidPayload({"data": exc.errors}) from None
     return build(envelope, values)

@@ -12,7 +12,7 @@ from typing import Any
 from rest_framework import serializers
 
 from imbot_app import events as ev
-from imbot_app.protocol.v1.fields import (
+from imbot_app.protocol.fields import (
     AuthField,
     LenientIntegerField,
     MappingField,

@@ -1,7 +1,8 @@
-"""v1 field types: how Bitrix24's strings become Python values, and the ``auth`` block.
+"""Field types every API version uses: Bitrix24's strings to Python values, the ``auth`` block.
 
-Every value v1 sends is a string ("Y" is ``True``, ids are digits); these DRF fields convert
-them once, here at the protocol boundary, and nowhere else.
+Every value a webhook sends is a string ("Y" is ``True``, ids are digits); these DRF fields
+convert them once, here at the protocol boundary, and nowhere else.  v1 and v2 webhooks carry
+the same ``auth`` block.
 """
 
 from __future__ import annotations
