@@ -60,7 +60,8 @@ logger = logging.getLogger("imbot_app.dispatch")
 
 INLINE = "inline"
 CELERY = "celery"
-MODES = (INLINE, CELERY)
+WORKER = "worker"
+MODES = (INLINE, WORKER, CELERY)
 
 _HOST = socket.gethostname()
 
@@ -120,7 +121,11 @@ def event_stored(event: Event, parsed: ev.BitrixEvent | None = None) -> None:
     """
     mode = imbot_settings.DISPATCH
     try:
-        if mode == CELERY:
+        if mode == WORKER:
+            from .worker.queue import notify_workers
+
+            notify_workers()
+        elif mode == CELERY:
             enqueue(event.pk)
         elif has_handlers(event.name):
             run_event(event.pk, parsed=parsed)
@@ -229,18 +234,40 @@ def run_events(
         yield from _Batch(ids[start : start + BATCH_SIZE], force=force).run()
 
 
+def run_claimed(
+    event_ids: list[int], *, token: str, claimed_at: datetime, recorder: Recorder
+) -> Generator[DispatchResult, None, None]:
+    """:func:`run_events` for events the caller already claimed under ``token`` (imbot_worker).
+
+    ``recorder`` takes the HandlerRun rows and final statuses (the worker batches them);
+    everything else is as :func:`run_events` does it.
+    """
+    batch = _Batch(event_ids, force=False, token=token, claimed_at=claimed_at)
+    batch.recorder = recorder
+    yield from batch.run()
+
+
 class _Batch:
     """Events claimed together; :meth:`run` yields a :class:`DispatchResult` for each."""
 
-    def __init__(self, event_ids: list[int], *, force: bool) -> None:
+    def __init__(
+        self,
+        event_ids: list[int],
+        *,
+        force: bool,
+        token: str | None = None,
+        claimed_at: datetime | None = None,
+    ) -> None:
         self.ids = event_ids
         self.force = force
-        self.token = _new_token()
+        self.token = token or _new_token()
+        self.claimed_at = claimed_at  # set: already claimed by the caller
         self.lease = timedelta(seconds=imbot_settings.DISPATCH_LEASE)
+        self.recorder: Recorder = IMMEDIATE
         self._make_sender: Callable[[], ctx.Sender] | None = None
 
     def run(self) -> Iterator[DispatchResult]:
-        now = timezone.now()
+        now = self.claimed_at or timezone.now()
         events = self._claim_and_load(now)
         pending = set(events)  # claimed, not finished: released if we stop early
         try:
@@ -254,6 +281,7 @@ class _Batch:
                 run = _EventRun(
                     event, token=self.token, lease=self.lease, force=self.force, claimed_at=now
                 )
+                run.recorder = self.recorder
                 result = self._run_one(run, parsed.get(event_id), messages)
                 pending.discard(event_id)
                 yield result
@@ -262,6 +290,11 @@ class _Batch:
                 _release_many(sorted(pending), self.token)
 
     def _claim_and_load(self, now: datetime) -> dict[int, Event]:
+        if self.claimed_at is not None:
+            rows = Event.objects.select_related("portal").filter(
+                pk__in=self.ids, claimed_by=self.token
+            )
+            return {event.pk: event for event in rows}
         claimed = _claim(
             Q(pk__in=self.ids), token=self.token, lease=self.lease, force=self.force, now=now
         )
@@ -326,6 +359,37 @@ class _Batch:
         if self._make_sender is None:
             self._make_sender = ctx.sender_factory()
         return self._make_sender()
+
+
+class Recorder:
+    """Where an :class:`_EventRun` writes its HandlerRun rows and the event's final status.
+
+    This one writes each at once (three commits for an event with one handler); imbot_worker
+    hands batches a recorder that buffers them (:mod:`imbot_app.worker.recorder`).
+    """
+
+    def started(self, run: HandlerRun) -> None:
+        run.save()
+
+    def finished(self, run: HandlerRun) -> None:
+        run.save(update_fields=["status", "error", "traceback", "duration_ms", "stopped"])
+
+    def finish_event(
+        self, event_id: int, token: str, *, status: str, error: str, now: datetime
+    ) -> bool:
+        """Set the event's status and release the claim, if still ours; whether it was."""
+        return bool(
+            Event.objects.filter(pk=event_id, claimed_by=token).update(
+                status=status,
+                processed_at=now,
+                error=error[:10_000],
+                claimed_by="",
+                claim_expires_at=None,
+            )
+        )
+
+
+IMMEDIATE = Recorder()
 
 
 def _new_token() -> str:
@@ -440,6 +504,7 @@ class _EventRun:
     force: bool
     claimed_at: datetime
     runs: list[HandlerRun] = field(default_factory=list)
+    recorder: Recorder = IMMEDIATE
 
     def __post_init__(self) -> None:
         self.claim_expires_at = self.claimed_at + self.lease
@@ -544,13 +609,14 @@ class _EventRun:
         match: Match,
         state: ctx.DispatchState,
     ) -> None:
-        run = HandlerRun.objects.create(
+        run = HandlerRun(
             event=self.event,
             handler=key,
             status=HandlerRun.Status.RUNNING,
             started_at=timezone.now(),
             worker=self.worker,
         )
+        self.recorder.started(run)
         self.runs.append(run)
         started = time.perf_counter()
         try:
@@ -565,7 +631,7 @@ class _EventRun:
             failure = None
         run.duration_ms = (time.perf_counter() - started) * 1000
         run.stopped = state.stopped
-        run.save(update_fields=["status", "error", "traceback", "duration_ms", "stopped"])
+        self.recorder.finished(run)
         if failure is not None:
             logger.error(
                 "handler %s failed for event %s (%s): %s",
@@ -593,12 +659,8 @@ class _EventRun:
     def _finish(self, error: str = "") -> DispatchResult:
         status = Event.Status.FAILED if error else Event.Status.PROCESSED
         now = timezone.now()
-        updated = Event.objects.filter(pk=self.event.pk, claimed_by=self.token).update(
-            status=status,
-            processed_at=now,
-            error=error[:10_000],
-            claimed_by="",
-            claim_expires_at=None,
+        updated = self.recorder.finish_event(
+            self.event.pk, self.token, status=status, error=error, now=now
         )
         runs = tuple(self.runs)
         if not updated:

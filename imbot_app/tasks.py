@@ -54,3 +54,11 @@ def run_event_task(self: Any, event_id: int, force: bool = False) -> str:
         countdown = min(max(result.retry_in or 0.0, 0.5), BUSY_COUNTDOWN_MAX)
         raise self.retry(countdown=countdown, max_retries=BUSY_RETRIES)
     return result.outcome.value
+
+
+@shared_task(name="imbot_app.requeue_stranded", ignore_result=True)
+def requeue_stranded_task() -> int:
+    """Celery beat: send events stranded while the broker was down again (see worker.sweep)."""
+    from .worker.sweep import requeue_stranded
+
+    return requeue_stranded()
