@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,47 @@ def test_two_workers_share_2000_events_and_run_each_once(client, kit) -> None:
 def test_hostile_options_are_refused_with_a_reason(argv: list[str]) -> None:
     with pytest.raises(CommandError, match=r"between|not a number"):
         call_command("imbot_worker", *argv)
+
+
+# --------------------------------------------------------------------------- SQL per batch
+
+
+@pytest.mark.parametrize("events", [10, 40])
+def test_a_batch_costs_five_statements_however_many_events(
+    client, kit, isolated_routes, events: int
+) -> None:
+    """Claim, load, prefetch the messages; one INSERT of the runs, one UPDATE of the events."""
+    from datetime import timedelta
+
+    from imbot_app.worker.runner import Counters, Limits, Runner
+
+    seen: list[int] = []
+
+    @isolated_routes.on_message
+    def noop(message: Any) -> None:
+        seen.append(message.event.pk)
+
+    ids = [post(client, kit, f"batch {n}") for n in range(events)]
+    runner = Runner(
+        0,
+        counters=Counters(),
+        limits=Limits(once=True),
+        stopping=threading.Event(),
+        batch_size=100,
+        lease=timedelta(seconds=60),
+        poll=0.1,
+        slow_after=60,
+    )
+    with CaptureQueriesContext(connection) as context:
+        assert runner._batch(100) == events
+    data = [
+        q["sql"]
+        for q in context.captured_queries
+        if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK"))
+    ]
+    assert len(data) == 5, "\n".join(sql[:100] for sql in data)
+    assert seen == ids
+    assert runner.counters.done == events
+    assert Event.objects.filter(pk__in=ids, status=Event.Status.PROCESSED).count() == events
+    assert not Event.objects.filter(pk__in=ids).exclude(claimed_by="").exists()
+    assert HandlerRun.objects.filter(event_id__in=ids, status="succeeded").count() == events

@@ -79,6 +79,8 @@ class Command(BaseCommand):
             "IMBOT_CLIENT_ID": fake.client_id,
             "IMBOT_CLIENT_SECRET": fake.client_secret,
             "IMBOT_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            # This throwaway server has no imbot_worker beside it: it answers in the request.
+            "IMBOT_DISPATCH": "inline",
         }
         manage = Path(sys.argv[0]).resolve()
         log = open(os.devnull, "wb")  # noqa: SIM115 (closed below)
