@@ -1,0 +1,126 @@
+"""bench/worker.py's webhook leg: gunicorn (2 sync workers) + wrk, worker mode vs the floor.
+
+The floor is ``POST /bench/floor/`` (bench/worker_floor.py) on the same settings: Django parses
+the same form body and inserts one row.  wrk posts the endpoint with a unique message id per
+request (a Lua script rewrites one placeholder), so every request stores a new event.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+MARK = 987654321  # the message id in the template body, replaced per request
+CONNECTIONS = 16
+THREADS = 2
+
+LUA = """
+local counter = 0
+local threads = 0
+function setup(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+function init(args)
+  template = io.open("{body}"):read("*a")
+end
+function request()
+  counter = counter + 1
+  local body = template:gsub("{mark}", tostring(1000000000 + id * 100000000 + counter))
+  return wrk.format("POST", nil, {{["Content-Type"] = "application/x-www-form-urlencoded"}}, body)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_leg(factory: Any, database: str, *, duration: int) -> None:
+    from django.db import connection
+
+    from imbot_app.testing import encode_event
+
+    wrk = shutil.which("wrk")
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    if wrk is None or not gunicorn.exists():
+        print("http: skipped (wrk or gunicorn missing; pip install -e '.[dev]')")
+        return
+    with connection.cursor() as cursor:
+        serial = "SERIAL" if connection.vendor == "postgresql" else "INTEGER"
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS bench_floor (id {serial} PRIMARY KEY, payload TEXT)"
+        )
+    connection.close()  # gunicorn's processes open their own
+    folder = Path(tempfile.mkdtemp(prefix="imbot-bench-http-"))
+    body = encode_event(factory.message("bench http", chat_id=9700, message_id=MARK))
+    body_path = folder / "body.txt"
+    body_path.write_text(body)
+    script = folder / "unique.lua"
+    script.write_text(LUA.format(body=body_path, mark=MARK))
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.worker_floor"}
+    server = subprocess.Popen(  # noqa: S603
+        [str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+         "project.wsgi:application"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(folder / "gunicorn.log").open("wb"),
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(base)
+        # Warm both URLs (connections, the bot-id cache) before measuring.
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        requests.post(f"{base}/bench/floor/", data=body, headers=headers, timeout=10)
+        first = requests.post(f"{base}/imbot/events/", data=body, headers=headers, timeout=10)
+        assert first.status_code == 200, first.text
+        floor = run_wrk(wrk, f"{base}/bench/floor/", script, duration)
+        endpoint = run_wrk(wrk, f"{base}/imbot/events/", script, duration)
+        floor_again = run_wrk(wrk, f"{base}/bench/floor/", script, duration)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    floor_rate = (floor[0] + floor_again[0]) / 2
+    print(
+        f"webhook through gunicorn -w 2, wrk -t{THREADS} -c{CONNECTIONS} {duration}s "
+        f"({database}): worker mode {endpoint[0]:,.0f} req/s (p50 {endpoint[1]}, non-2xx "
+        f"{endpoint[2]}); floor {floor_rate:,.0f} req/s (runs {floor[0]:,.0f} and "
+        f"{floor_again[0]:,.0f}); ratio {endpoint[0] / floor_rate:.2f}x (goal >= 0.8x)",
+        flush=True,
+    )
+
+
+def wait_up(base: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{base}/imbot/events/", timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not start")
+
+
+def run_wrk(wrk: str, url: str, script: Path, duration: int) -> tuple[float, str, int]:
+    """Requests/s, the p50 latency and the count of non-2xx/3xx answers."""
+    out = subprocess.run(  # noqa: S603
+        [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s",
+         str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+(\S+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rate, p50.group(1) if p50 else "?", int(bad.group(1)) if bad else 0
