@@ -3,7 +3,9 @@
 :func:`event_stored` is the hook the endpoint gives :func:`~imbot_app.store.store_event`; it
 runs only after the event's transaction has committed and starts handlers the way
 ``IMBOT_DISPATCH`` says: ``"inline"`` runs them right there, in the web process;
-``"celery"`` sends one task carrying only the event id (:mod:`imbot_app.tasks`).  Both end in
+``"worker"`` only wakes ``imbot_worker`` (:mod:`imbot_app.worker`), which claims batches from
+the Event table and runs them through :func:`run_claimed`; ``"celery"`` sends one task
+carrying only the event id (:mod:`imbot_app.tasks`).  Inline and Celery end in
 :func:`run_event`; a replay uses :func:`run_events`, which runs each of many events the same
 way with the bookkeeping around the handlers (claim, loading, lookups) shared by a batch.
 
