@@ -12,7 +12,10 @@ Delivery is at least once, and :func:`~imbot_app.dispatch.run_event` makes that 
   a countdown), then runs only the handlers that had not yet succeeded;
 * a second copy of a task whose first copy finished finds the event processed and does
   nothing;
-* database errors in the bookkeeping are retried with exponential backoff and jitter.
+* database errors in the bookkeeping are retried with exponential backoff and jitter;
+* the claim is renewed every quarter lease while the handlers run
+  (:func:`imbot_app.worker.heartbeat.keep_claimed`), so a handler longer than
+  ``IMBOT_DISPATCH_LEASE`` is not run again by a redelivered copy of its task.
 """
 
 from __future__ import annotations
@@ -44,8 +47,11 @@ BUSY_COUNTDOWN_MAX = 300.0
 )
 def run_event_task(self: Any, event_id: int, force: bool = False) -> str:
     """Run the handlers of event ``event_id`` (see :func:`imbot_app.dispatch.run_event`)."""
+    from .worker.heartbeat import keep_claimed
+
     try:
-        result = run_event(event_id, force=force)
+        with keep_claimed(event_id):  # a handler longer than the lease keeps its event
+            result = run_event(event_id, force=force)
     except DatabaseError:
         # Drop a broken connection so the retry opens a fresh one.
         close_old_connections()
