@@ -42,3 +42,15 @@ def test_without_workers_the_overview_says_so(admin_client) -> None:
     page = admin_client.get(reverse("admin:app_list", args=["imbot_app"])).content.decode()
     assert "no imbot_worker running" in page
     assert "<strong>0</strong>" in page
+
+
+def test_the_backlog_count_is_bounded(client, factory, settings) -> None:
+    from imbot_app.worker.queue import backlog
+
+    settings.IMBOT_DISPATCH = "worker"
+    for n in range(3):
+        assert post_event(client, factory.message(f"waiting {n}")).status_code == 200
+    assert backlog().describe().startswith("waiting 3, oldest wait ")
+    bounded = backlog(cap=2)
+    assert (bounded.waiting, bounded.waiting_text) == (3, "2+")
+    assert bounded.describe().startswith("waiting 2+, ")

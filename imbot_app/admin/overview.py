@@ -46,6 +46,7 @@ class Queue:
     """Events waiting for a handler run, and the imbot_worker processes seen in the last day."""
 
     waiting: int
+    waiting_text: str  # "100000+" past the count's bound
     oldest_wait: float | None
     per_minute: int | None  # events run per minute by the live workers; None: no live worker
     workers: tuple[WorkerRow, ...]
@@ -64,6 +65,7 @@ def queue(now: datetime | None = None) -> Queue:
     live = [row.heartbeat.per_minute for row in rows if row.alive]
     return Queue(
         waiting=waiting.waiting,
+        waiting_text=waiting.waiting_text,
         oldest_wait=waiting.oldest_wait,
         per_minute=sum(live) if live else None,
         workers=tuple(rows),

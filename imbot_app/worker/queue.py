@@ -92,23 +92,32 @@ def notify_workers() -> None:
         cursor.execute("SELECT pg_notify(%s, '')", [imbot_settings.WORKER_CHANNEL])
 
 
+#: The backlog is counted up to this many events (a count reads every row it counts).
+BACKLOG_COUNT_CAP = 100_000
+
+
 @dataclass(frozen=True)
 class Backlog:
     """Events not yet run (received: waiting, or being run right now) and the oldest's age."""
 
-    waiting: int
+    waiting: int  # at most cap + 1
     oldest_wait: float | None  # seconds
+    cap: int = BACKLOG_COUNT_CAP
+
+    @property
+    def waiting_text(self) -> str:
+        return f"{self.cap}+" if self.waiting > self.cap else str(self.waiting)
 
     def describe(self) -> str:
         oldest = "-" if self.oldest_wait is None else f"{self.oldest_wait:.1f} s"
-        return f"waiting {self.waiting}, oldest wait {oldest}"
+        return f"waiting {self.waiting_text}, oldest wait {oldest}"
 
 
-def backlog(now: datetime | None = None) -> Backlog:
-    """Two queries on the partial ``imbot_event_waiting`` index, whatever the table's size."""
+def backlog(now: datetime | None = None, *, cap: int = BACKLOG_COUNT_CAP) -> Backlog:
+    """Two queries on the partial ``imbot_event_waiting`` index, the count bounded."""
     now = now or timezone.now()
     waiting = Event.objects.filter(status=Event.Status.RECEIVED)
     oldest = waiting.order_by("pk").values_list("received_at", flat=True).first()
-    count = waiting.order_by().count()
+    count = waiting.order_by()[: cap + 1].count()
     age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else None
-    return Backlog(count, age)
+    return Backlog(count, age, cap)
