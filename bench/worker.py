@@ -17,7 +17,9 @@ Each database leg runs in a throwaway database (bench/databases.py) and prints:
 * **http**: gunicorn (2 sync workers) serving the endpoint in worker mode, hammered by ``wrk``
   (unique message ids per request, so no request is a duplicate), beside the floor measured
   in the same run: a bare Django view on the same settings that parses the same form body and
-  inserts one row (bench/worker_floor.py).  No imbot_worker runs meanwhile: the webhook alone.
+  inserts one row (bench/worker_floor_urls.py).  No imbot_worker runs meanwhile: the webhook
+  alone.  Then the same endpoint in inline mode (the no-op handler in the request), for
+  comparison.
 * **sql**: SQL statements per steady-state message at the endpoint (BEGIN/COMMIT apart).
 
 DEBUG is off.  It prints figures; it is not a test.  Runs are bounded (a 2-core machine).

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,35 +73,49 @@ def http_leg(factory: Any, database: str, *, duration: int) -> None:
     body_path.write_text(body)
     script = folder / "unique.lua"
     script.write_text(LUA.format(body=body_path, mark=MARK))
-    port = free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.worker_floor"}
-    server = subprocess.Popen(  # noqa: S603
-        [str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-         "project.wsgi:application"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(folder / "gunicorn.log").open("wb"),
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_up(base)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    with serve(folder, "worker") as base:
         # Warm both URLs (connections, the bot-id cache) before measuring.
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
         requests.post(f"{base}/bench/floor/", data=body, headers=headers, timeout=10)
         first = requests.post(f"{base}/imbot/events/", data=body, headers=headers, timeout=10)
         assert first.status_code == 200, first.text
         floor = run_wrk(wrk, f"{base}/bench/floor/", script, duration)
         endpoint = run_wrk(wrk, f"{base}/imbot/events/", script, duration)
         floor_again = run_wrk(wrk, f"{base}/bench/floor/", script, duration)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with serve(folder, "inline") as base:
+        requests.post(f"{base}/imbot/events/", data=body, headers=headers, timeout=10)
+        inline = run_wrk(wrk, f"{base}/imbot/events/", script, duration)
     floor_rate = (floor[0] + floor_again[0]) / 2
     print(
         f"webhook through gunicorn -w 2, wrk -t{THREADS} -c{CONNECTIONS} {duration}s "
         f"({database}): worker mode {endpoint[0]:,.0f} req/s (p50 {endpoint[1]}, non-2xx "
         f"{endpoint[2]}); floor {floor_rate:,.0f} req/s (runs {floor[0]:,.0f} and "
-        f"{floor_again[0]:,.0f}); ratio {endpoint[0] / floor_rate:.2f}x (goal >= 0.8x)",
+        f"{floor_again[0]:,.0f}); ratio {endpoint[0] / floor_rate:.2f}x (goal >= 0.8x); "
+        f"for comparison inline mode with the no-op handler {inline[0]:,.0f} req/s "
+        f"(p50 {inline[1]})",
         flush=True,
     )
+
+
+@contextmanager
+def serve(folder: Path, mode: str) -> Iterator[str]:
+    """gunicorn with 2 sync workers on the floor's settings, ``IMBOT_DISPATCH=mode``."""
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.worker_floor", "IMBOT_DISPATCH": mode}
+    server = subprocess.Popen(  # noqa: S603
+        [str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+         "project.wsgi:application"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=(folder / f"gunicorn-{mode}.log").open("wb"),
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(base)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def wait_up(base: str) -> None:
