@@ -74,25 +74,33 @@ def http_leg(factory: Any, database: str, *, duration: int) -> None:
     script = folder / "unique.lua"
     script.write_text(LUA.format(body=body_path, mark=MARK))
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    with serve(folder, "worker") as base:
-        # Warm both URLs (connections, the bot-id cache) before measuring.
-        requests.post(f"{base}/bench/floor/", data=body, headers=headers, timeout=10)
-        first = requests.post(f"{base}/imbot/events/", data=body, headers=headers, timeout=10)
-        assert first.status_code == 200, first.text
-        floor = run_wrk(wrk, f"{base}/bench/floor/", script, duration)
-        endpoint = run_wrk(wrk, f"{base}/imbot/events/", script, duration)
-        floor_again = run_wrk(wrk, f"{base}/bench/floor/", script, duration)
-    with serve(folder, "inline") as base:
-        requests.post(f"{base}/imbot/events/", data=body, headers=headers, timeout=10)
-        inline = run_wrk(wrk, f"{base}/imbot/events/", script, duration)
-    floor_rate = (floor[0] + floor_again[0]) / 2
+    rates: dict[str, list[tuple[float, str, int]]] = {"floor": [], "worker": [], "inline": []}
+    with serve(folder, "worker") as worker_base, serve(folder, "inline") as inline_base:
+        urls = {
+            "floor": f"{worker_base}/bench/floor/",
+            "worker": f"{worker_base}/imbot/events/",
+            "inline": f"{inline_base}/imbot/events/",
+        }
+        for url in urls.values():  # warm up: connections, the bot-id cache
+            answer = requests.post(url, data=body, headers=headers, timeout=10)
+            assert answer.status_code == 200, answer.text
+        for _ in range(2):  # interleaved, so a change in the machine's load hits all three
+            for name, url in urls.items():
+                rates[name].append(run_wrk(wrk, url, script, duration))
+
+    def mean(name: str) -> float:
+        return sum(r[0] for r in rates[name]) / len(rates[name])
+
+    def runs(name: str) -> str:
+        return ", ".join(f"{r[0]:,.0f} (p50 {r[1]}, non-2xx {r[2]})" for r in rates[name])
+
+    floor, worker, inline = mean("floor"), mean("worker"), mean("inline")
     print(
-        f"webhook through gunicorn -w 2, wrk -t{THREADS} -c{CONNECTIONS} {duration}s "
-        f"({database}): worker mode {endpoint[0]:,.0f} req/s (p50 {endpoint[1]}, non-2xx "
-        f"{endpoint[2]}); floor {floor_rate:,.0f} req/s (runs {floor[0]:,.0f} and "
-        f"{floor_again[0]:,.0f}); ratio {endpoint[0] / floor_rate:.2f}x (goal >= 0.8x); "
-        f"for comparison inline mode with the no-op handler {inline[0]:,.0f} req/s "
-        f"(p50 {inline[1]})",
+        f"webhook through gunicorn -w 2, wrk -t{THREADS} -c{CONNECTIONS} {duration}s x2 "
+        f"({database}): worker mode {worker:,.0f} req/s [{runs('worker')}]; floor "
+        f"{floor:,.0f} req/s [{runs('floor')}]; ratio {worker / floor:.2f}x (goal >= 0.8x); "
+        f"inline mode with the no-op handler {inline:,.0f} req/s [{runs('inline')}], "
+        f"ratio {inline / floor:.2f}x",
         flush=True,
     )
 
@@ -137,6 +145,6 @@ def run_wrk(wrk: str, url: str, script: Path, duration: int) -> tuple[float, str
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = re.search(r"50%\s+(\S+)", out)
+    p50 = re.search(r"\n\s+50%\s+([\d.]+\w+)", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return rate, p50.group(1) if p50 else "?", int(bad.group(1)) if bad else 0

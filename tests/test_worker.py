@@ -139,6 +139,15 @@ def test_worker_mode_costs_the_webhook_no_handler_queries(client, kit) -> None:
     assert not any("handlerrun" in sql.lower() for sql in data)
 
 
+def test_max_events_stops_the_worker_after_that_many(client, kit) -> None:
+    ids = [post(client, kit, f"limited {n} celery") for n in range(3)]
+    limited = kit.worker("--max-events", "2", ready=None)
+    assert limited.wait() == 0, limited.log()
+    statuses = dict(Event.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert [statuses[i] for i in ids] == ["processed", "processed", "received"]
+    assert "stopped: done 2, failed 0, waiting 1" in limited.log()
+
+
 # --------------------------------------------------------------------------- crashes
 
 
