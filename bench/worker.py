@@ -334,6 +334,50 @@ def sql_per_message(factory: Any) -> None:
         f"({total:.1f} with transaction control; goal <= 4: {'met' if per <= 4 else 'NOT met'})",
         flush=True,
     )
+    cpu_per_request(factory)
+
+
+def cpu_per_request(factory: Any, count: int = 300) -> None:
+    """In-process CPU per request (Django's test client, no HTTP): a load-independent view of
+    what the gunicorn figures compare."""
+    from django.db import connection
+    from django.test import Client, override_settings
+
+    from imbot_app.testing import encode_event
+
+    with connection.cursor() as cursor:
+        serial = "SERIAL" if connection.vendor == "postgresql" else "INTEGER"
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS bench_floor (id {serial} PRIMARY KEY, payload TEXT)"
+        )
+    client = Client()
+    form = "application/x-www-form-urlencoded"
+    serial_no = iter(range(50_000_000, 60_000_000))
+
+    def measure(path: str, mode: str) -> float:
+        bodies = [
+            encode_event(factory.message("bench cpu", chat_id=CHAT_ID, message_id=next(serial_no)))
+            for _ in range(count)
+        ]
+        with override_settings(IMBOT_DISPATCH=mode, ROOT_URLCONF="bench.worker_floor_urls"):
+            client.post(path, data=bodies[0], content_type=form)
+            started = time.process_time()
+            for body in bodies[1:]:
+                assert client.post(path, data=body, content_type=form).status_code == 200
+            return (time.process_time() - started) / (count - 1) * 1000
+
+    figures = {
+        "floor": measure("/bench/floor/", "worker"),
+        "worker": measure("/imbot/events/", "worker"),
+        "inline": measure("/imbot/events/", "inline"),
+    }
+    print(
+        f"CPU per request in process (test client, no HTTP): endpoint in worker mode "
+        f"{figures['worker']:.2f} ms, in inline mode (no-op handler) {figures['inline']:.2f} ms, "
+        f"floor {figures['floor']:.2f} ms "
+        f"(floor/worker {figures['floor'] / figures['worker']:.2f})",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
