@@ -36,10 +36,11 @@ function setup(thread)
 end
 function init(args)
   template = io.open("{body}"):read("*a")
+  offset = tonumber(args[1])
 end
 function request()
   counter = counter + 1
-  local body = template:gsub("{mark}", tostring(1000000000 + id * 100000000 + counter))
+  local body = template:gsub("{mark}", tostring(offset + id * 1000000 + counter))
   return wrk.format("POST", nil, {{["Content-Type"] = "application/x-www-form-urlencoded"}}, body)
 end
 """
@@ -74,7 +75,10 @@ def http_leg(factory: Any, database: str, *, duration: int) -> None:
     script = folder / "unique.lua"
     script.write_text(LUA.format(body=body_path, mark=MARK))
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    rates: dict[str, list[tuple[float, str, int]]] = {"floor": [], "worker": [], "inline": []}
+    from imbot_app.models import Event
+
+    rates: dict[str, list[tuple[float, str, int, int]]] = {"floor": [], "worker": [], "inline": []}
+    events_before = Event.objects.count()
     with serve(folder, "worker") as worker_base, serve(folder, "inline") as inline_base:
         urls = {
             "floor": f"{worker_base}/bench/floor/",
@@ -95,12 +99,19 @@ def http_leg(factory: Any, database: str, *, duration: int) -> None:
         return ", ".join(f"{r[0]:,.0f} (p50 {r[1]}, non-2xx {r[2]})" for r in rates[name])
 
     floor, worker, inline = mean("floor"), mean("worker"), mean("inline")
+    posted = sum(r[3] for name in ("worker", "inline") for r in rates[name]) + 1  # warm-up
+    stored = Event.objects.count() - events_before
+    check = (
+        "none was a duplicate"
+        if stored == posted
+        else f"WARNING: {posted - stored} were not stored as new events"
+    )
     print(
         f"webhook through gunicorn -w 2, wrk -t{THREADS} -c{CONNECTIONS} {duration}s x2 "
         f"({database}): worker mode {worker:,.0f} req/s [{runs('worker')}]; floor "
         f"{floor:,.0f} req/s [{runs('floor')}]; ratio {worker / floor:.2f}x (goal >= 0.8x); "
         f"inline mode with the no-op handler {inline:,.0f} req/s [{runs('inline')}], "
-        f"ratio {inline / floor:.2f}x",
+        f"ratio {inline / floor:.2f}x; {stored} events stored for {posted} requests ({check})",
         flush=True,
     )
 
@@ -137,14 +148,28 @@ def wait_up(base: str) -> None:
     raise SystemExit("gunicorn did not start")
 
 
-def run_wrk(wrk: str, url: str, script: Path, duration: int) -> tuple[float, str, int]:
-    """Requests/s, the p50 latency and the count of non-2xx/3xx answers."""
+_runs = iter(range(1000))
+
+
+def run_wrk(wrk: str, url: str, script: Path, duration: int) -> tuple[float, str, int, int]:
+    """Requests/s, the p50 latency, the count of non-2xx/3xx answers, the requests made.
+
+    Each run numbers its messages from its own offset, so no request of any run repeats a
+    message id of another (a repeat would be answered as a cheaper duplicate).
+    """
+    offset = 1_000_000_000 + next(_runs) * 10_000_000
     out = subprocess.run(  # noqa: S603
         [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s",
-         str(script), url],
+         str(script), url, "--", str(offset)],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = re.search(r"\n\s+50%\s+([\d.]+\w+)", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rate, p50.group(1) if p50 else "?", int(bad.group(1)) if bad else 0
+    made = re.search(r"(\d+) requests in", out)
+    return (
+        rate,
+        p50.group(1) if p50 else "?",
+        int(bad.group(1)) if bad else 0,
+        int(made.group(1)) if made else 0,
+    )
