@@ -101,9 +101,10 @@ def http_leg(factory: Any, database: str, *, duration: int) -> None:
     floor, worker, inline = mean("floor"), mean("worker"), mean("inline")
     posted = sum(r[3] for name in ("worker", "inline") for r in rates[name]) + 1  # warm-up
     stored = Event.objects.count() - events_before
+    # wrk does not count the requests still in flight when it stops: stored may be higher.
     check = (
         "none was a duplicate"
-        if stored == posted
+        if stored >= posted
         else f"WARNING: {posted - stored} were not stored as new events"
     )
     print(
