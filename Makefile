@@ -23,7 +23,9 @@ run: install
 	@echo "  Bitrix24 handler URL: http://$(HOST):$(PORT)/imbot/events/"
 	@echo "  (Bitrix24 needs it on a public HTTPS address: put a tunnel or proxy in front.)"
 	@echo ""
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@echo "  Handlers run in imbot_worker beside the server (Ctrl-C stops both)."
+	@echo ""
+	$(BIN)/python manage.py imbot_serve $(HOST):$(PORT)
 
 # A simulated Bitrix24 portal talks to the example bot, served on DEMO_PORT for the occasion;
 # the fake Bitrix24 listens on DEMO_FAKE_PORT.  Both on 127.0.0.1.

@@ -55,7 +55,9 @@ DEFAULTS: dict[str, Any] = {
     # META key holding the client address when behind a proxy, e.g. "HTTP_X_FORWARDED_FOR".
     "IMBOT_CLIENT_IP_HEADER": None,
     # How handlers run once an event is stored: "inline" (in the web process, after the
-    # commit) or "celery" (one task per event, carrying only its id).
+    # commit: the webhook answers only when they are done), "worker" (``manage.py
+    # imbot_worker`` takes stored events from the Event table; the webhook only stores) or
+    # "celery" (one task per event, carrying only its id).
     "IMBOT_DISPATCH": "inline",
     # Dotted module paths imported at start-up besides every app's ``imbot_handlers``.
     "IMBOT_HANDLER_MODULES": [],
@@ -65,6 +67,15 @@ DEFAULTS: dict[str, Any] = {
     "IMBOT_DISPATCH_LEASE": 600,
     # The Celery queue events are sent to; None is Celery's default queue.
     "IMBOT_CELERY_QUEUE": None,
+    # Celery mode: events still "received" (and unclaimed) this many seconds after they
+    # arrived are sent to Celery again by the sweep (imbot_worker, or the beat task
+    # imbot_app.requeue_stranded), so events stored while the broker was down are not lost.
+    "IMBOT_REQUEUE_AFTER": 60,
+    # imbot_worker: events claimed per fetch, seconds between polls when no notification
+    # wakes it (PostgreSQL LISTEN/NOTIFY; SQLite always polls), the NOTIFY channel.
+    "IMBOT_WORKER_BATCH": 100,
+    "IMBOT_WORKER_POLL": 1.0,
+    "IMBOT_WORKER_CHANNEL": "imbot_events",
     # What context reply helpers hand their Bitrix24 calls to: a dotted path or an object
     # with ``send(call)``.  RestSender calls Bitrix24; PendingSender only logs (dry runs).
     "IMBOT_SENDER": "imbot_app.outbound.sender.RestSender",

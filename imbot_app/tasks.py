@@ -4,6 +4,6 @@ Importing this module registers :func:`imbot_app.dispatch.tasks.run_event_task`;
 imbot_app imports it, so the app works without Celery installed.
 """
 
-from imbot_app.dispatch.tasks import run_event_task
+from imbot_app.dispatch.tasks import requeue_stranded_task, run_event_task
 
-__all__ = ["run_event_task"]
+__all__ = ["requeue_stranded_task", "run_event_task"]

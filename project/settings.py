@@ -124,12 +124,20 @@ IMBOT_RATE_LIMIT = env.float("IMBOT_RATE_LIMIT", default=2.0)
 IMBOT_RATE_BURST = env.int("IMBOT_RATE_BURST", default=50)
 IMBOT_REST_MAX_RETRIES = env.int("IMBOT_REST_MAX_RETRIES", default=5)
 IMBOT_REST_BACKOFF = env.float("IMBOT_REST_BACKOFF", default=0.5)
-# "inline": handlers run in the web process after the commit; "celery": one task per event.
-IMBOT_DISPATCH = env.str("IMBOT_DISPATCH", default="inline")
+# "worker" (the default here): the webhook stores the event and answers; `manage.py
+# imbot_worker` (started by `make run`) runs the handlers.  "inline": handlers run in the web
+# process after the commit, and Bitrix24 waits for them (tests, tiny bots).  "celery": one
+# task per event.
+IMBOT_DISPATCH = env.str("IMBOT_DISPATCH", default="worker")
 # Handler modules besides every installed app's imbot_handlers (comma-separated in the env).
 IMBOT_HANDLER_MODULES = env.list("IMBOT_HANDLER_MODULES", default=[])
 IMBOT_DISPATCH_LEASE = env.int("IMBOT_DISPATCH_LEASE", default=600)
 IMBOT_CELERY_QUEUE = env.str("IMBOT_CELERY_QUEUE", default=None)
+# Celery mode: events still waiting this long (s) are sent again by the sweep.
+IMBOT_REQUEUE_AFTER = env.float("IMBOT_REQUEUE_AFTER", default=60)
+# imbot_worker: events per fetch, seconds between polls when no NOTIFY wakes it.
+IMBOT_WORKER_BATCH = env.int("IMBOT_WORKER_BATCH", default=100)
+IMBOT_WORKER_POLL = env.float("IMBOT_WORKER_POLL", default=1.0)
 # Where replies go: RestSender calls Bitrix24; imbot_app.outbound.calls.PendingSender only logs
 # them.
 IMBOT_SENDER = env.str("IMBOT_SENDER", default="imbot_app.outbound.sender.RestSender")
@@ -175,6 +183,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = env.json(
     "CELERY_BROKER_TRANSPORT_OPTIONS", default={"visibility_timeout": 3600}
 )
 CELERY_TASK_IGNORE_RESULT = True
+# `celery -A project beat`: send events stranded while the broker was down again.
+CELERY_BEAT_SCHEDULE = {
+    "imbot-requeue-stranded": {"task": "imbot_app.requeue_stranded", "schedule": 30.0},
+}
 
 LOGGING = {
     "version": 1,

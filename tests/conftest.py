@@ -96,6 +96,15 @@ def deliver(client: Any, django_capture_on_commit_callbacks: Any) -> Callable[..
 
 
 @pytest.fixture(autouse=True)
+def _handlers_run_inline(settings: Any) -> None:
+    """The example project runs handlers in imbot_worker; tests run them in the request.
+
+    Tests of the worker and of Celery set ``IMBOT_DISPATCH`` themselves.
+    """
+    settings.IMBOT_DISPATCH = "inline"
+
+
+@pytest.fixture(autouse=True)
 def _replies_stay_offline(settings: Any) -> None:
     """No test reaches for a real portal: the example handlers' replies are only logged.
 

@@ -365,3 +365,29 @@ def hold_event_table_lock() -> Iterator[None]:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {Event._meta.db_table} IN ACCESS EXCLUSIVE MODE")
         yield
+
+
+def test_a_handler_longer_than_the_lease_keeps_its_claim(client, celery_mode) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from imbot_app.dispatch.claims import Outcome
+    from imbot_app.dispatch.runner import run_event
+
+    factory = EventFactory.installed()
+    payload = factory.message(f"slow {LEASE_SECONDS * 3} celery", chat_id=CHAT)
+    event_id = post_event(client, payload).json()["event_id"]
+    running = HandlerRun.objects.filter(
+        event_id=event_id, handler=SLOW, status=HandlerRun.Status.RUNNING
+    )
+    wait_for(running.exists, "the slow handler to start", celery_mode)
+    started = running.get().started_at
+    past_the_lease = started + timedelta(seconds=LEASE_SECONDS * 1.5)
+    wait_for(lambda: timezone.now() > past_the_lease, "the first lease to run out", celery_mode)
+
+    # The worker's heartbeat renewed the claim: another process backs off.
+    assert run_event(event_id).outcome is Outcome.BUSY
+    wait_for(processed(event_id), "the slow event to be processed", celery_mode)
+    assert len(succeeded(event_id, SLOW)) == 1
+    assert [r["handler"] for r in records(celery_mode, event_id)].count("slow_started") == 1

@@ -1,8 +1,9 @@
 """The overview on imbot_app's admin index: events per hour and handler failures, last day.
 
 Four aggregate queries, each on an index (``Event.received_at``, ``HandlerRun(status,
-started_at)``), whatever the size of the tables.  The chart is plain SVG geometry computed
-here and drawn by a template: no JavaScript.
+started_at)``), whatever the size of the tables, and three for the queue (:class:`Queue`):
+the backlog on the partial ``imbot_event_waiting`` index and the workers' heartbeats.  The
+chart is plain SVG geometry computed here and drawn by a template: no JavaScript.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from imbot_app.models import Event, HandlerRun
+from imbot_app.dispatch.worker.queue import backlog
+from imbot_app.models import Event, HandlerRun, WorkerHeartbeat
 
-__all__ = ["HOURS", "Bar", "Overview", "build"]
+__all__ = ["HOURS", "Bar", "Overview", "Queue", "build"]
 
 HOURS = 24
 CHART_TOP = 16  # px above the bars, for the scale's label
@@ -31,6 +33,47 @@ LABEL_WIDTH = 30
 CHART_WIDTH = (HOURS - 1) * (BAR_WIDTH + BAR_GAP) + max(BAR_WIDTH, LABEL_WIDTH)
 FAILING_HANDLERS_SHOWN = 5
 RECENT_FAILURES_SHOWN = 5
+WORKERS_SHOWN = 20
+# A worker whose heartbeat (every 5 s) is older than this is shown as gone.
+WORKER_GONE_AFTER = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    heartbeat: WorkerHeartbeat
+    alive: bool
+    seconds_ago: float
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Events waiting for a handler run, and the imbot_worker processes seen in the last day."""
+
+    waiting: int
+    waiting_text: str  # "100000+" past the count's bound
+    oldest_wait: float | None
+    per_minute: int | None  # events run per minute by the live workers; None: no live worker
+    workers: tuple[WorkerRow, ...]
+
+
+def queue(now: datetime | None = None) -> Queue:
+    now = now or timezone.now()
+    waiting = backlog(now)
+    rows = []
+    for heartbeat in WorkerHeartbeat.objects.filter(last_seen__gte=now - timedelta(days=1))[
+        :WORKERS_SHOWN
+    ]:
+        ago = max((now - heartbeat.last_seen).total_seconds(), 0.0)
+        alive = not heartbeat.stopped and ago <= WORKER_GONE_AFTER.total_seconds()
+        rows.append(WorkerRow(heartbeat, alive, ago))
+    live = [row.heartbeat.per_minute for row in rows if row.alive]
+    return Queue(
+        waiting=waiting.waiting,
+        waiting_text=waiting.waiting_text,
+        oldest_wait=waiting.oldest_wait,
+        per_minute=sum(live) if live else None,
+        workers=tuple(rows),
+    )
 
 
 @dataclass(frozen=True)
@@ -71,6 +114,7 @@ class Overview:
     peak: int
     failing_handlers: tuple[tuple[str, int], ...]
     recent_failures: tuple[HandlerRun, ...]
+    queue: Queue | None = None
     width: int = CHART_WIDTH
     top: int = CHART_TOP
     chart_height: int = CHART_HEIGHT
@@ -121,6 +165,7 @@ def build(now: datetime | None = None) -> Overview:
         peak=peak,
         failing_handlers=tuple((handler, n) for handler, n in failing),
         recent_failures=tuple(recent),
+        queue=queue(),
     )
 
 

@@ -46,6 +46,37 @@ def has_handlers(name: str) -> bool:
     return kind is not None and kind[0].has_listeners(event_class)
 
 
+class Recorder:
+    """Where an :class:`EventRun` writes its HandlerRun rows and the event's final status.
+
+    This one writes each at once (three commits for an event with one handler); imbot_worker
+    hands batches a recorder that buffers them (:mod:`imbot_app.dispatch.worker.recorder`).
+    """
+
+    def started(self, run: HandlerRun) -> None:
+        run.save()
+
+    def finished(self, run: HandlerRun) -> None:
+        run.save(update_fields=["status", "error", "traceback", "duration_ms", "stopped"])
+
+    def finish_event(
+        self, event_id: int, token: str, *, status: str, error: str, now: datetime
+    ) -> bool:
+        """Set the event's status and release the claim, if still ours; whether it was."""
+        return bool(
+            Event.objects.filter(pk=event_id, claimed_by=token).update(
+                status=status,
+                processed_at=now,
+                error=error[:10_000],
+                claimed_by="",
+                claim_expires_at=None,
+            )
+        )
+
+
+IMMEDIATE = Recorder()
+
+
 def live_receivers(signal: Signal, sender: Any) -> list[Callable[..., Any]]:
     """The receivers ``signal.send(sender)`` would call, in the order it would call them.
 
@@ -102,6 +133,7 @@ class EventRun:
     force: bool
     claimed_at: datetime
     runs: list[HandlerRun] = field(default_factory=list)
+    recorder: Recorder = IMMEDIATE
 
     def __post_init__(self) -> None:
         self.claim_expires_at = self.claimed_at + self.lease
@@ -211,13 +243,14 @@ class EventRun:
         match: Match | Exception,
         state: ctx.DispatchState,
     ) -> None:
-        run = HandlerRun.objects.create(
+        run = HandlerRun(
             event=self.event,
             handler=key,
             status=HandlerRun.Status.RUNNING,
             started_at=timezone.now(),
             worker=self.worker,
         )
+        self.recorder.started(run)
         self.runs.append(run)
         started = time.perf_counter()
         try:
@@ -232,7 +265,7 @@ class EventRun:
             failure = None
         run.duration_ms = (time.perf_counter() - started) * 1000
         run.stopped = state.stopped
-        run.save(update_fields=["status", "error", "traceback", "duration_ms", "stopped"])
+        self.recorder.finished(run)
         if failure is not None:
             logger.error(
                 "handler %s failed for event %s (%s): %s",
@@ -260,12 +293,8 @@ class EventRun:
     def _finish(self, error: str = "") -> DispatchResult:
         status = Event.Status.FAILED if error else Event.Status.PROCESSED
         now = timezone.now()
-        updated = Event.objects.filter(pk=self.event.pk, claimed_by=self.token).update(
-            status=status,
-            processed_at=now,
-            error=error[:10_000],
-            claimed_by="",
-            claim_expires_at=None,
+        updated = self.recorder.finish_event(
+            self.event.pk, self.token, status=status, error=error, now=now
         )
         runs = tuple(self.runs)
         if not updated:

@@ -2,14 +2,16 @@
 
 :func:`event_stored` is what the endpoint gives :func:`~imbot_app.inbound.store.store_event`; it
 runs only after the event's transaction has committed: ``"inline"`` runs the handlers right
-there, in the web process; ``"celery"`` sends one task carrying only the event id
+there, in the web process; ``"worker"`` only wakes ``imbot_worker``
+(:mod:`imbot_app.dispatch.worker`), which claims batches from the Event table and runs them
+through :func:`~imbot_app.dispatch.runner.run_claimed`; ``"celery"`` sends one task carrying only
+the event id
 (:mod:`imbot_app.dispatch.tasks`).  Both end in :func:`~imbot_app.dispatch.runner.run_event`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from django.utils import timezone
 
@@ -24,7 +26,8 @@ logger = logging.getLogger("imbot_app.dispatch")
 
 INLINE = "inline"
 CELERY = "celery"
-MODES = (INLINE, CELERY)
+WORKER = "worker"
+MODES = (INLINE, WORKER, CELERY)
 
 
 def event_stored(event: Event, parsed: ev.BitrixEvent | None = None) -> None:
@@ -39,7 +42,11 @@ def event_stored(event: Event, parsed: ev.BitrixEvent | None = None) -> None:
     """
     mode = imbot_settings.DISPATCH
     try:
-        if mode == CELERY:
+        if mode == WORKER:
+            from imbot_app.dispatch.worker.queue import notify_workers
+
+            notify_workers()
+        elif mode == CELERY:
             enqueue(event.pk)
         elif has_handlers(event.name):
             run_event(event.pk, parsed=parsed)
@@ -69,9 +76,6 @@ def enqueue(event_id: int, *, force: bool = False) -> None:
 
     Celery is imported here and only here, so imbot_app works without it installed.
     """
-    from imbot_app.dispatch.tasks import run_event_task
+    from imbot_app.dispatch.tasks import send
 
-    options: dict[str, Any] = {}
-    if imbot_settings.CELERY_QUEUE:
-        options["queue"] = imbot_settings.CELERY_QUEUE
-    run_event_task.apply_async(args=(event_id,), kwargs={"force": force}, **options)
+    send(event_id, force=force)

@@ -39,7 +39,7 @@ from imbot_app import events as ev
 from imbot_app.conf import imbot_settings
 from imbot_app.dispatch import claims, loading
 from imbot_app.dispatch.claims import DispatchResult, Outcome
-from imbot_app.dispatch.event_run import EventRun, has_handlers
+from imbot_app.dispatch.event_run import IMMEDIATE, EventRun, Recorder, has_handlers
 from imbot_app.models import Event, Message
 from imbot_app.outbound import calls
 
@@ -103,18 +103,40 @@ def run_events(
         yield from _Batch(ids[start : start + BATCH_SIZE], force=force).run()
 
 
+def run_claimed(
+    event_ids: list[int], *, token: str, claimed_at: datetime, recorder: Recorder
+) -> Generator[DispatchResult, None, None]:
+    """:func:`run_events` for events the caller already claimed under ``token`` (imbot_worker).
+
+    ``recorder`` takes the HandlerRun rows and final statuses (the worker batches them);
+    everything else is as :func:`run_events` does it.
+    """
+    batch = _Batch(event_ids, force=False, token=token, claimed_at=claimed_at)
+    batch.recorder = recorder
+    yield from batch.run()
+
+
 class _Batch:
     """Events claimed together; :meth:`run` yields a :class:`DispatchResult` for each."""
 
-    def __init__(self, event_ids: list[int], *, force: bool) -> None:
+    def __init__(
+        self,
+        event_ids: list[int],
+        *,
+        force: bool,
+        token: str | None = None,
+        claimed_at: datetime | None = None,
+    ) -> None:
         self.ids = event_ids
         self.force = force
-        self.token = claims.new_token()
+        self.token = token or claims.new_token()
+        self.claimed_at = claimed_at  # set: already claimed by the caller
         self.lease = timedelta(seconds=imbot_settings.DISPATCH_LEASE)
+        self.recorder: Recorder = IMMEDIATE
         self._make_sender: Callable[[], calls.Sender] | None = None
 
     def run(self) -> Iterator[DispatchResult]:
-        now = timezone.now()
+        now = self.claimed_at or timezone.now()
         events = self._claim_and_load(now)
         pending = set(events)  # claimed, not finished: released if we stop early
         try:
@@ -128,6 +150,7 @@ class _Batch:
                 run = EventRun(
                     event, token=self.token, lease=self.lease, force=self.force, claimed_at=now
                 )
+                run.recorder = self.recorder
                 result = self._run_one(run, parsed.get(event_id), messages)
                 pending.discard(event_id)
                 yield result
@@ -136,6 +159,11 @@ class _Batch:
                 claims.release_many(sorted(pending), self.token)
 
     def _claim_and_load(self, now: datetime) -> dict[int, Event]:
+        if self.claimed_at is not None:
+            rows = Event.objects.select_related("portal").filter(
+                pk__in=self.ids, claimed_by=self.token
+            )
+            return {event.pk: event for event in rows}
         claimed = claims.claim(
             Q(pk__in=self.ids), token=self.token, lease=self.lease, force=self.force, now=now
         )

@@ -12,7 +12,10 @@ Delivery is at least once, and :func:`~imbot_app.dispatch.runner.run_event` make
   a countdown), then runs only the handlers that had not yet succeeded;
 * a second copy of a task whose first copy finished finds the event processed and does
   nothing;
-* database errors in the bookkeeping are retried with exponential backoff and jitter.
+* database errors in the bookkeeping are retried with exponential backoff and jitter;
+* the claim is renewed every quarter lease while the handlers run
+  (:func:`imbot_app.dispatch.worker.heartbeat.keep_claimed`), so a handler longer than
+  ``IMBOT_DISPATCH_LEASE`` is not run again by a redelivered copy of its task.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 from celery import shared_task
 from django.db import DatabaseError, close_old_connections
 
+from imbot_app.conf import imbot_settings
 from imbot_app.dispatch.claims import Outcome
 from imbot_app.dispatch.runner import run_event
 
@@ -45,8 +49,11 @@ BUSY_COUNTDOWN_MAX = 300.0
 )
 def run_event_task(self: Any, event_id: int, force: bool = False) -> str:
     """Run the handlers of event ``event_id`` (see :func:`imbot_app.dispatch.runner.run_event`)."""
+    from imbot_app.dispatch.worker.heartbeat import keep_claimed
+
     try:
-        result = run_event(event_id, force=force)
+        with keep_claimed(event_id):  # a handler longer than the lease keeps its event
+            result = run_event(event_id, force=force)
     except DatabaseError:
         # Drop a broken connection so the retry opens a fresh one.
         close_old_connections()
@@ -55,3 +62,19 @@ def run_event_task(self: Any, event_id: int, force: bool = False) -> str:
         countdown = min(max(result.retry_in or 0.0, 0.5), BUSY_COUNTDOWN_MAX)
         raise self.retry(countdown=countdown, max_retries=BUSY_RETRIES)
     return result.outcome.value
+
+
+@shared_task(name="imbot_app.requeue_stranded", ignore_result=True)
+def requeue_stranded_task() -> int:
+    """Celery beat: send events stranded while the broker was down again (see worker.sweep)."""
+    from imbot_app.dispatch.worker.sweep import requeue_stranded
+
+    return requeue_stranded(send)
+
+
+def send(event_id: int, force: bool = False) -> None:
+    """Send the task for ``event_id`` (to ``IMBOT_CELERY_QUEUE`` if set)."""
+    options: dict[str, Any] = {}
+    if imbot_settings.CELERY_QUEUE:
+        options["queue"] = imbot_settings.CELERY_QUEUE
+    run_event_task.apply_async(args=(event_id,), kwargs={"force": force}, **options)

@@ -10,6 +10,7 @@ from imbot_app.models.events import Event, HandlerRun
 from imbot_app.models.fetch import BotFetchState
 from imbot_app.models.messages import CommandInvocation, Message
 from imbot_app.models.portals import Bot, Command, Credential, Portal
+from imbot_app.models.workers import WorkerHeartbeat
 
 __all__ = [
     "Bot",
@@ -24,4 +25,5 @@ __all__ = [
     "HandlerRun",
     "Message",
     "Portal",
+    "WorkerHeartbeat",
 ]

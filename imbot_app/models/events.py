@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 
 from imbot_app.models.portals import Portal
 
@@ -48,6 +49,9 @@ class Event(models.Model):
             models.Index(fields=["-received_at"], name="imbot_event_received"),
             # The admin's portal filter, newest first.
             models.Index(fields=["portal", "-received_at"], name="imbot_event_portal"),
+            # imbot_worker's queue: the events still waiting, oldest first.  Partial, so it
+            # holds only the backlog, however big the table grows.
+            models.Index(fields=["id"], name="imbot_event_waiting", condition=Q(status="received")),
         ]
         permissions = [("replay_event", "Can replay events (run their handlers again)")]
 
