@@ -99,6 +99,14 @@ class Bot(models.Model):
     name = models.CharField(max_length=255, blank=True)
     type = models.CharField(max_length=1, blank=True)  # B, O, H or S
     openline = models.BooleanField(default=False)
+    # The chat-bot API the bot was registered with: "v1" (imbot.*) or "v2" (imbot.v2.*, Chatbots
+    # 2.0); its replies and registration calls are spelled by that version's protocol adapter.
+    api = models.CharField(max_length=2, default="v1")
+    # Chatbots 2.0 only: "fetch" (imbot_worker pulls its events with Event.get) or "webhook".
+    event_mode = models.CharField(max_length=8, blank=True)
+    # Chatbots 2.0 only, sealed: the botToken a bot registered through an inbound webhook
+    # names itself with (at most 40 characters, chosen by us at registration).
+    bot_token = SealedTextField(blank=True, default="")
     # Fingerprint of the declaration last sent to Bitrix24 (PROPERTIES and handler URLs):
     # a declaration whose fingerprint differs is sent again with imbot.update.
     spec_hash = models.CharField(max_length=64, blank=True)
