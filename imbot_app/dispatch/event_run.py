@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from imbot_app import events as ev
 from imbot_app import signals
+from imbot_app.dispatch import claims, loading
 from imbot_app.dispatch import context as ctx
-from imbot_app.dispatch import loading
 from imbot_app.dispatch.claims import DispatchResult, Outcome, worker_name
 from imbot_app.dispatch.routing import NO_ARGUMENTS, Match, Route, handler_path
 from imbot_app.logsafe import safe, safe_text
@@ -63,15 +63,7 @@ class Recorder:
         self, event_id: int, token: str, *, status: str, error: str, now: datetime
     ) -> bool:
         """Set the event's status and release the claim, if still ours; whether it was."""
-        return bool(
-            Event.objects.filter(pk=event_id, claimed_by=token).update(
-                status=status,
-                processed_at=now,
-                error=error[:10_000],
-                claimed_by="",
-                claim_expires_at=None,
-            )
-        )
+        return bool(claims.finish([event_id], token, status=status, error=error, now=now))
 
 
 IMMEDIATE = Recorder()

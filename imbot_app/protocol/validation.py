@@ -7,13 +7,18 @@ which is most of what a parse costs, so instances are kept per thread and reused
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rest_framework import serializers
 
+from imbot_app import events as ev
 from imbot_app.errors import InvalidPayload
 
-__all__ = ["validate"]
+__all__ = ["Builder", "build_event", "validate"]
+
+#: Builds a typed event from its envelope and its validated ``data``.
+Builder = Callable[[ev.Envelope, dict[str, Any]], ev.BitrixEvent]
 
 
 class _IdleSerializers(threading.local):
@@ -47,3 +52,29 @@ def validate(serializer_class: type[serializers.Serializer], data: Any) -> dict[
         serializer.__dict__.pop(attribute, None)
     idle.append(serializer)
     return values
+
+
+def build_event(
+    envelope: ev.Envelope,
+    builders: Mapping[str, tuple[type[serializers.Serializer], Builder]],
+) -> ev.BitrixEvent:
+    """Validate ``data`` with the serializer ``builders`` names for the event, then build it.
+
+    An event no builder knows becomes a :class:`~imbot_app.events.GenericEvent` (kept, never
+    refused).  Raises :class:`InvalidPayload` with DRF's field errors nested under ``data``.
+    """
+    spec = builders.get(envelope.name)
+    if spec is None:
+        return ev.GenericEvent(
+            name=envelope.name,
+            handler_id=envelope.handler_id,
+            ts=envelope.ts,
+            auth=envelope.auth,
+            data=envelope.data,
+        )
+    serializer_class, build = spec
+    try:
+        values = validate(serializer_class, envelope.data)
+    except InvalidPayload as exc:
+        raise InvalidPayload({"data": exc.errors}) from None
+    return build(envelope, values)

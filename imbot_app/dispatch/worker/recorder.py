@@ -27,6 +27,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from imbot_app.dispatch import claims
 from imbot_app.dispatch.event_run import Recorder
 from imbot_app.models import Event, HandlerRun
 
@@ -131,12 +132,8 @@ class BufferedRecorder(Recorder):
             if running is not None:
                 running.save()
             for token, ids in processed.items():
-                updated = Event.objects.filter(pk__in=ids, claimed_by=token).update(
-                    status=Event.Status.PROCESSED,
-                    processed_at=now,
-                    error="",
-                    claimed_by="",
-                    claim_expires_at=None,
+                updated = claims.finish(
+                    ids, token, status=Event.Status.PROCESSED, error="", now=now
                 )
                 if updated != len(ids):
                     logger.warning(
@@ -145,10 +142,4 @@ class BufferedRecorder(Recorder):
                         len(ids),
                     )
             for event_id, token, status, error in other:
-                Event.objects.filter(pk=event_id, claimed_by=token).update(
-                    status=status,
-                    processed_at=now,
-                    error=error[:10_000],
-                    claimed_by="",
-                    claim_expires_at=None,
-                )
+                claims.finish([event_id], token, status=status, error=error, now=now)

@@ -9,7 +9,7 @@ the stored payload); unknown events become :class:`~imbot_app.events.GenericEven
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
@@ -30,7 +30,7 @@ from imbot_app.protocol.v1.serializers import (
     MessageDeleteDataSerializer,
     TokenEntrySerializer,
 )
-from imbot_app.protocol.validation import validate
+from imbot_app.protocol.validation import Builder, build_event, validate
 
 # --------------------------------------------------------------------------- reuse
 
@@ -232,8 +232,6 @@ def _uninstall_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
     )
 
 
-Builder = Callable[[Envelope, dict[str, Any]], ev.BitrixEvent]
-
 _BUILDERS: dict[str, tuple[type[serializers.Serializer], Builder]] = {
     ev.MESSAGE_ADD: (MessageDataSerializer, _message_event(ev.MessageAdd)),
     ev.MESSAGE_UPDATE: (MessageDataSerializer, _message_event(ev.MessageUpdate)),
@@ -254,15 +252,4 @@ def parse_event(envelope: Envelope) -> ev.BitrixEvent:
 
     Raises :class:`InvalidPayload` with DRF's field errors, nested under ``data``.
     """
-    spec = _BUILDERS.get(envelope.name)
-    if spec is None:
-        return ev.GenericEvent(
-            **_envelope_fields(envelope),
-            data=envelope.data,
-        )
-    serializer_class, build = spec
-    try:
-        values = validate(serializer_class, envelope.data)
-    except InvalidPayload as exc:
-        raise InvalidPayload({"data": exc.errors}) from None
-    return build(envelope, values)
+    return build_event(envelope, _BUILDERS)

@@ -18,7 +18,7 @@ bot, so two bots in one chat see the same message id).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
@@ -37,7 +37,7 @@ from imbot_app.protocol.v2.objects import (
     MessageDeleteData,
     ReactionData,
 )
-from imbot_app.protocol.validation import validate
+from imbot_app.protocol.validation import Builder, build_event
 
 __all__ = [
     "EVENT_CLASSES",
@@ -240,8 +240,6 @@ def _bot_delete_event(env: Envelope, values: dict[str, Any]) -> ev.BitrixEvent:
     )
 
 
-Builder = Callable[[Envelope, dict[str, Any]], ev.BitrixEvent]
-
 _BUILDERS: dict[str, tuple[type[serializers.Serializer], Builder]] = {
     MESSAGE_ADD: (MessageData, _message_event(ev.MessageAdd)),
     MESSAGE_UPDATE: (MessageData, _message_event(ev.MessageUpdate)),
@@ -275,18 +273,4 @@ def parse_event(envelope: Envelope) -> ev.BitrixEvent:
     :class:`~imbot_app.events.GenericEvent` (kept, never refused).  Raises
     :class:`~imbot_app.protocol.v1.events.InvalidPayload` with the field errors under ``data``.
     """
-    spec = _BUILDERS.get(envelope.name)
-    if spec is None:
-        return ev.GenericEvent(
-            name=envelope.name,
-            handler_id=envelope.handler_id,
-            ts=envelope.ts,
-            auth=envelope.auth,
-            data=envelope.data,
-        )
-    serializer_class, build = spec
-    try:
-        values = validate(serializer_class, envelope.data)
-    except InvalidPayload as exc:
-        raise InvalidPayload({"data": exc.errors}) from None
-    return build(envelope, values)
+    return build_event(envelope, _BUILDERS)
