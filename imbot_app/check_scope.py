@@ -1,7 +1,8 @@
 """Which management command is running, so configuration warnings show where they help.
 
-``imbot_app.W002`` (no ``IMBOT_CLIENT_ID``) and ``W003`` (no usable ``IMBOT_PUBLIC_URL``) are
-true of every development setup until the application exists.  Django runs the system checks
+``imbot_app.W002`` (no ``IMBOT_CLIENT_ID``), ``W003`` (no usable ``IMBOT_PUBLIC_URL``) and
+``W020`` (no ``IMBOT_ENCRYPTION_KEYS``) are true of every development setup until the application
+exists.  Django runs the system checks
 before nearly every management command, so they used to print on each ``migrate``,
 ``createsuperuser`` or ``imbot_replay`` and twice in ``make run`` (``migrate``, then
 ``runserver``).  They now show where someone looks at the configuration: ``manage.py check``
@@ -36,6 +37,6 @@ def running_command(argv: Sequence[str] | None = None) -> str | None:
 
 
 def show_configuration_warnings(argv: Sequence[str] | None = None) -> bool:
-    """Whether W002/W003 belong in this process's output (see the module docstring)."""
+    """Whether W002/W003/W020 belong in this process's output (see the module docstring)."""
     command = running_command(argv)
     return command is None or command in SHOWN_IN

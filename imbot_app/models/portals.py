@@ -85,7 +85,24 @@ class Credential(models.Model):
         return f"user {self.user_id} on {self.portal_id}"
 
 
-class Bot(models.Model):
+class Registered(models.Model):
+    """What Bot and Command share: registration by this app, and a deletion that keeps the row.
+
+    ``spec_hash`` is the fingerprint of the declaration last sent to Bitrix24: one whose
+    fingerprint differs is sent again.  A deleted bot or command keeps its row
+    (``deleted_at``), because its messages and invocations are chat history.
+    """
+
+    spec_hash = models.CharField(max_length=64, blank=True)
+    registered_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class Bot(Registered):
     """A chat bot registered on a portal by this application.
 
     A bot Bitrix24 deleted keeps its row (``deleted_at``) with its chats and messages; when it
@@ -107,14 +124,8 @@ class Bot(models.Model):
     # Chatbots 2.0 only, sealed: the botToken a bot registered through an inbound webhook
     # names itself with (at most 40 characters, chosen by us at registration).
     bot_token = SealedTextField(blank=True, default="")
-    # Fingerprint of the declaration last sent to Bitrix24 (PROPERTIES and handler URLs):
-    # a declaration whose fingerprint differs is sent again with imbot.update.
-    spec_hash = models.CharField(max_length=64, blank=True)
-    registered_at = models.DateTimeField(null=True, blank=True)
-    deleted_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
+    class Meta(Registered.Meta):
         ordering = ["portal_id", "bot_id"]
         constraints = [
             models.UniqueConstraint(fields=["portal", "bot_id"], name="imbot_bot_unique"),
@@ -124,7 +135,7 @@ class Bot(models.Model):
         return f"{self.code or 'bot'} #{self.bot_id}"
 
 
-class Command(models.Model):
+class Command(Registered):
     """A slash command of a bot, as Bitrix24 knows it (``COMMAND_ID`` and the word)."""
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="commands")
@@ -137,13 +148,8 @@ class Command(models.Model):
     # (None: not known, e.g. a command only seen in events), and the fingerprint of the rest.
     title = models.CharField(max_length=255, blank=True)
     common = models.BooleanField(null=True, blank=True)
-    spec_hash = models.CharField(max_length=64, blank=True)
-    registered_at = models.DateTimeField(null=True, blank=True)
-    # Unregistered (or gone with its bot): kept, because its invocations are chat history.
-    deleted_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
+    class Meta(Registered.Meta):
         ordering = ["portal_id", "command"]
         constraints = [
             models.UniqueConstraint(fields=["portal", "command_id"], name="imbot_command_unique"),
