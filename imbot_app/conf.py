@@ -21,36 +21,49 @@ DEFAULTS: dict[str, Any] = {
     # Hosts a portal's REST endpoint (client_endpoint) may be on besides the portal's own
     # domain over https, any scheme: only for tests and local fakes, e.g. ["127.0.0.1"].
     "IMBOT_ENDPOINT_HOSTS": [],
-    # The Bitrix24 application's client id and secret (from the developer console).
+    # Your Bitrix24 application's client id (from the developer console); an install is
+    # verified only when app.info says its token belongs to this application.
     "IMBOT_CLIENT_ID": "",
+    # The application's client secret, sent only to an IMBOT_OAUTH_SERVERS server when a
+    # token set is refreshed.
     "IMBOT_CLIENT_SECRET": "",
-    # Client-side copy of Bitrix24's leaky bucket: requests per second and burst, per portal
-    # (a Portal's own rate_limit / rate_burst win), kept in this cache alias.
+    # REST calls per second per portal, the drain rate of the client's copy of Bitrix24's
+    # leaky bucket (a Portal's own rate_limit wins; Enterprise portals allow 5).
     "IMBOT_RATE_LIMIT": 2.0,
+    # Burst per portal, the bucket's size (a Portal's own rate_burst wins; Enterprise: 250);
+    # the client keeps one slot of headroom.
     "IMBOT_RATE_BURST": 50,
+    # Cache alias holding the buckets; every process must share it (Redis) for the limit to
+    # hold across processes.
     "IMBOT_RATE_LIMIT_CACHE": "default",
-    # Retries of a call refused with QUERY_LIMIT_EXCEEDED / 429, and the first backoff (s).
+    # Retries of a call refused with QUERY_LIMIT_EXCEEDED or HTTP 429.
     "IMBOT_REST_MAX_RETRIES": 5,
+    # Seconds of the first backoff before such a retry; it doubles, with jitter, up to 30 s.
     "IMBOT_REST_BACKOFF": 0.5,
-    # Webhook mode (secrets both): the inbound webhook URL a bot on one portal is called
-    # through, and the CLIENT_ID it was registered with (at least 32 random characters).
+    # Webhook mode: the inbound webhook URL (https://PORTAL/rest/USER_ID/CODE/) a bot on
+    # one portal is registered and called through. A secret: never stored or logged.
     "IMBOT_WEBHOOK_URL": "",
+    # Webhook mode: the CLIENT_ID the bot is registered with and Bitrix24 sends back with its
+    # events (a secret of at least 32 random characters: imbot_register --generate-client-id).
     "IMBOT_WEBHOOK_CLIENT_ID": "",
-    # Request limits for the event endpoint.
+    # Bytes an event request body may have; a larger one (declared or read) gets 413.
     "IMBOT_MAX_BODY_BYTES": 1024 * 1024,
+    # Form fields (or JSON values, containers included) an event may have; more get 400.
     "IMBOT_MAX_FIELDS": 1000,
+    # Bracket (or JSON) nesting an event may have; deeper gets 400.
     "IMBOT_MAX_DEPTH": 16,
     # Extra CSP sources allowed to frame the install page besides Bitrix24's cloud zones and
     # the verified portal domain, e.g. ["https://crm.example.com"] for on-premise portals.
     "IMBOT_FRAME_ANCESTORS": [],
-    # Handler patterns (@on_message(regex=...)) meet text anyone can send: each search may
-    # take at most this many seconds (None: no limit), on at most this many characters.
+    # Seconds one @on_message(regex=...) search may take on one message (None: no limit);
+    # patterns meet text anyone can send, and a timeout fails that handler's run.
     "IMBOT_REGEX_TIMEOUT": 0.1,
+    # Characters of a message's text a handler pattern is searched in.
     "IMBOT_REGEX_MAX_TEXT": 100_000,
     # Characters of a message's text the admin renders (BB codes and all); the rest is cut
     # with "… (truncated)" so that one huge message cannot stall a chat page.
     "IMBOT_ADMIN_TEXT_LIMIT": 20_000,
-    # Seconds to wait for the OAuth server when verifying an install.
+    # Seconds to wait for Bitrix24's servers (REST calls, token refreshes, install checks).
     "IMBOT_HTTP_TIMEOUT": 10.0,
     # META key holding the client address when behind a proxy, e.g. "HTTP_X_FORWARDED_FOR".
     "IMBOT_CLIENT_IP_HEADER": None,
@@ -71,10 +84,12 @@ DEFAULTS: dict[str, Any] = {
     # arrived are sent to Celery again by the sweep (imbot_worker, or the beat task
     # imbot_app.requeue_stranded), so events stored while the broker was down are not lost.
     "IMBOT_REQUEUE_AFTER": 60,
-    # imbot_worker: events claimed per fetch, seconds between polls when no notification
-    # wakes it (PostgreSQL LISTEN/NOTIFY; SQLite always polls), the NOTIFY channel.
+    # imbot_worker: events claimed per fetch (one SELECT ... FOR UPDATE SKIP LOCKED).
     "IMBOT_WORKER_BATCH": 100,
+    # imbot_worker: seconds between polls when no notification wakes it (PostgreSQL
+    # LISTEN/NOTIFY wakes it at once; SQLite always polls).
     "IMBOT_WORKER_POLL": 1.0,
+    # imbot_worker: the PostgreSQL LISTEN/NOTIFY channel new events are announced on.
     "IMBOT_WORKER_CHANNEL": "imbot_events",
     # What context reply helpers hand their Bitrix24 calls to: a dotted path or an object
     # with ``send(call)``.  RestSender calls Bitrix24; PendingSender only logs (dry runs).
@@ -101,14 +116,19 @@ DEFAULTS: dict[str, Any] = {
     # ONAPPUNINSTALL with CLEAN=1 ("delete the application's data") deletes the portal's
     # messages, command invocations and chat users and scrubs its events' data.
     "IMBOT_HONOR_CLEAN": True,
-    # Chatbots 2.0 fetch mode (imbot.v2.Event.get): seconds between polls of an empty queue
-    # (Bitrix24 recommends 5-30), at least 2 s between calls while hasMore, events per call
-    # (1-1000), how long one poller holds a bot, and the first / longest backoff after errors.
+    # Chatbots 2.0 fetch mode (imbot.v2.Event.get): seconds between polls of an empty
+    # queue (Bitrix24 recommends 5-30).
     "IMBOT_FETCH_IDLE_INTERVAL": 10.0,
+    # Fetch mode: seconds between calls while Bitrix24 says hasMore (at least 2).
     "IMBOT_FETCH_BUSY_INTERVAL": 2.0,
+    # Fetch mode: events asked for per Event.get call (1-1000).
     "IMBOT_FETCH_LIMIT": 1000,
+    # Fetch mode: seconds one poller holds a bot's lease, so two pollers never fetch the
+    # same bot's queue.
     "IMBOT_FETCH_LEASE": 120,
+    # Fetch mode: seconds of the first backoff after a failed call; it doubles, with jitter.
     "IMBOT_FETCH_BACKOFF": 2.0,
+    # Fetch mode: the longest backoff, in seconds.
     "IMBOT_FETCH_MAX_BACKOFF": 300.0,
 }
 
