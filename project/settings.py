@@ -114,10 +114,10 @@ IMBOT_MAX_FIELDS = env.int("IMBOT_MAX_FIELDS", default=1000)
 IMBOT_MAX_DEPTH = env.int("IMBOT_MAX_DEPTH", default=16)
 IMBOT_HTTP_TIMEOUT = env.float("IMBOT_HTTP_TIMEOUT", default=10.0)
 IMBOT_CLIENT_IP_HEADER = env.str("IMBOT_CLIENT_IP_HEADER", default=None)
-# Webhook mode (a bot on one portal through an inbound webhook): both are secrets.
 # Keys sealing the tokens at rest, newest first (comma-separated); unset: derived from
-# SECRET_KEY, with a system check warning.  See README "Secrets at rest".
+# SECRET_KEY, with a system check warning.  See docs/explanation/security.md.
 IMBOT_ENCRYPTION_KEYS = env.list("IMBOT_ENCRYPTION_KEYS", default=None)
+# Webhook mode (a bot on one portal through an inbound webhook): both are secrets.
 IMBOT_WEBHOOK_URL = env.str("IMBOT_WEBHOOK_URL", default="")
 IMBOT_WEBHOOK_CLIENT_ID = env.str("IMBOT_WEBHOOK_CLIENT_ID", default="")
 IMBOT_RATE_LIMIT = env.float("IMBOT_RATE_LIMIT", default=2.0)

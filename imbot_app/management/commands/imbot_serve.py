@@ -4,7 +4,7 @@ What ``make run`` starts.  Both are this project's own ``manage.py`` commands, r
 processes with the same settings: ``runserver`` (which answers Bitrix24) and ``imbot_worker``
 (which runs the handlers, ``IMBOT_DISPATCH = "worker"``).  Ctrl-C (or SIGTERM) stops both;
 if either stops by itself, the other is stopped too and the exit status is the first one's.
-In production run them as two services instead (see the README's deployment section).
+In production run them as two services instead (docs/how-to/deploy.md).
 """
 
 from __future__ import annotations
