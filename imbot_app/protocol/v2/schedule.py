@@ -22,32 +22,32 @@ MIN_BUSY = 2.0
 MAX_LIMIT = MAX_EVENT_LIMIT
 
 
+def _within(setting: str, value: float, low: float, high: float, why: str) -> None:
+    """Refuse a fetch setting outside what Bitrix24 asks for, saying what it asks."""
+    if not low <= value <= high:
+        raise ImproperlyConfigured(f"IMBOT_{setting} is {value:g}; Bitrix24 asks for {why}")
+
+
 def idle_interval() -> float:
     """``IMBOT_FETCH_IDLE_INTERVAL``, which Bitrix24 wants between 5 and 30 seconds."""
     value = float(imbot_settings.FETCH_IDLE_INTERVAL)
-    if not MIN_IDLE <= value <= MAX_IDLE:
-        raise ImproperlyConfigured(
-            f"IMBOT_FETCH_IDLE_INTERVAL is {value:g} s; Bitrix24 asks for {MIN_IDLE:g}-"
-            f"{MAX_IDLE:g} s between polls of an empty queue"
-        )
+    why = f"{MIN_IDLE:g}-{MAX_IDLE:g} s between polls of an empty queue"
+    _within("FETCH_IDLE_INTERVAL", value, MIN_IDLE, MAX_IDLE, why)
     return value
 
 
 def busy_interval() -> float:
     """``IMBOT_FETCH_BUSY_INTERVAL``: the pause while ``hasMore`` (never under 2 s)."""
     value = float(imbot_settings.FETCH_BUSY_INTERVAL)
-    if value < MIN_BUSY:
-        raise ImproperlyConfigured(
-            f"IMBOT_FETCH_BUSY_INTERVAL is {value:g} s; Bitrix24 asks for at least "
-            f"{MIN_BUSY:g} s between calls while hasMore"
-        )
+    why = f"at least {MIN_BUSY:g} s between calls while hasMore"
+    _within("FETCH_BUSY_INTERVAL", value, MIN_BUSY, float("inf"), why)
     return value
 
 
 def fetch_limit() -> int:
+    """``IMBOT_FETCH_LIMIT``: events per Event.get, 1 to 1000."""
     value = int(imbot_settings.FETCH_LIMIT)
-    if not 1 <= value <= MAX_LIMIT:
-        raise ImproperlyConfigured(f"IMBOT_FETCH_LIMIT is 1-{MAX_LIMIT}, not {value}")
+    _within("FETCH_LIMIT", value, 1, MAX_LIMIT, f"1-{MAX_LIMIT} events per call")
     return value
 
 
