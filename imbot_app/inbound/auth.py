@@ -28,6 +28,7 @@ from imbot_app.conf import imbot_settings
 from imbot_app.events import Envelope
 from imbot_app.models import Portal
 from imbot_app.outbound import authority, webhook
+from imbot_app.protocol import api_of_event
 from imbot_app.sealing import token_matches
 
 logger = logging.getLogger("imbot_app.auth")
@@ -223,7 +224,7 @@ def _v2_by_domain(envelope: Envelope) -> bool:
     ``member_id`` (corpus 074, 075, 077): such an event is checked against the one installed
     portal on that domain instead.  v1 events keep needing ``member_id``.
     """
-    return envelope.name.startswith("ONIMBOTV2") and bool(envelope.auth.domain)
+    return api_of_event(envelope.name) == "v2" and bool(envelope.auth.domain)
 
 
 def _authenticate_v2_by_domain(envelope: Envelope) -> Authenticated:
