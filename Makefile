@@ -7,7 +7,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 DOCS_PORT ?= 8002
 
-.PHONY: install run demo test lint typecheck migrations-check docs docs-check package bench clean
+.PHONY: install run demo demo-fetch test lint typecheck migrations-check docs docs-check package bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,24 @@ run: install
 DEMO_PORT ?= 8001
 DEMO_FAKE_PORT ?= 8765
 
+# DEMO_API=v2 makes it a Chatbots 2.0 bot: DEMO_MODE=fetch (the default for v2, also
+# `make demo-fetch`) has no public address at all -- the fake queues the bot's events and
+# imbot_simulate polls imbot.v2.Event.get, as imbot_worker does; DEMO_MODE=webhook serves it
+# on DEMO_PORT like the v1 demo.
+DEMO_API ?= v1
+DEMO_MODE ?= fetch
+
 demo: install
 	$(BIN)/python manage.py migrate --noinput
+ifeq ($(DEMO_API),v2)
+	$(BIN)/python manage.py imbot_simulate --api v2 --mode $(DEMO_MODE) \
+		$(if $(filter webhook,$(DEMO_MODE)),--serve $(DEMO_PORT)) --fake-port $(DEMO_FAKE_PORT)
+else
 	$(BIN)/python manage.py imbot_simulate --serve $(DEMO_PORT) --fake-port $(DEMO_FAKE_PORT)
+endif
+
+demo-fetch:
+	$(MAKE) demo DEMO_API=v2 DEMO_MODE=fetch
 
 lint: install
 	$(BIN)/ruff check .

@@ -20,8 +20,9 @@ What it does, in a throwaway database (a temporary SQLite file, or a fresh Postg
 Left out, and said so: the pauses Bitrix24 asks for (at least 2 s between calls while hasMore,
 5-30 s when idle) and its rate limit of 2 requests/s (the portal's client-side bucket is set
 wide open).  With them a bot gets at most 1,000 events per 2 s from Event.get, whatever this
-prints.  Until the protocol registry is wired, stored v2 events are re-parsed for handlers as
-generic events (no typed context), which is cheaper than the typed path will be.  DEBUG is off.
+prints.  Handlers get the typed contexts (a MessageContext per event, rebuilt from the
+database), as in imbot_worker, where the fetch thread stores and the runners run them.
+DEBUG is off.
 This prints figures; it is not a test.
 """
 
@@ -48,7 +49,9 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
 
-    with throwaway_database(args.database, "imbot_bench_fetch") as url:
+    # (IMBOT_BENCH_FETCH_DB: another name, when two checkouts bench on one server at once.)
+    name = os.environ.get("IMBOT_BENCH_FETCH_DB", "imbot_bench_fetch")
+    with throwaway_database(args.database, name) as url:
         os.environ["DATABASE_URL"] = url
         os.environ["DEBUG"] = "False"
         os.environ.setdefault("SECRET_KEY", "bench-only")

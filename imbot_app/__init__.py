@@ -14,8 +14,15 @@ The package is laid out by stage (``inbound``, ``dispatch``, ``outbound``, ``lif
 see docs/architecture.md.
 """
 
-from imbot_app.dispatch.routing import on_command, on_event, on_join, on_message
+from imbot_app.dispatch.routing import (
+    on_command,
+    on_context,
+    on_event,
+    on_join,
+    on_message,
+    on_reaction,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["on_command", "on_event", "on_join", "on_message"]
+__all__ = ["on_command", "on_context", "on_event", "on_join", "on_message", "on_reaction"]

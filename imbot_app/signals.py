@@ -65,6 +65,14 @@ bot_joined_chat = Signal()
 #: ``deletion``: :class:`~imbot_app.dispatch.context.BotDeletedContext`.
 bot_deleted = Signal()
 
+#: ONIMBOTV2REACTIONCHANGE (Chatbots 2.0): someone set or removed a reaction on a message.
+#: ``reaction``: :class:`~imbot_app.dispatch.context.ReactionContext`.
+reaction_changed = Signal()
+
+#: ONIMBOTV2CONTEXTGET (Chatbots 2.0): a user opened the bot from a ``BOT_CONTEXT`` link.
+#: ``context``: :class:`~imbot_app.dispatch.context.ContextGetContext`.
+context_requested = Signal()
+
 #: ONAPPINSTALL: the application was installed on a portal.
 #: ``app``: :class:`~imbot_app.dispatch.context.AppContext`.
 app_installed = Signal()
@@ -105,6 +113,8 @@ KIND_SIGNALS: dict[type[ev.BitrixEvent], tuple[Signal, str]] = {
     ev.AppInstall: (app_installed, "app"),
     ev.AppUpdate: (app_updated, "app"),
     ev.AppUninstall: (app_uninstalled, "app"),
+    ev.ReactionChange: (reaction_changed, "reaction"),
+    ev.ContextGet: (context_requested, "context"),
 }
 
 #: The keyword :data:`event_received` sends its context under.

@@ -138,6 +138,15 @@ IMBOT_REQUEUE_AFTER = env.float("IMBOT_REQUEUE_AFTER", default=60)
 # imbot_worker: events per fetch, seconds between polls when no NOTIFY wakes it.
 IMBOT_WORKER_BATCH = env.int("IMBOT_WORKER_BATCH", default=100)
 IMBOT_WORKER_POLL = env.float("IMBOT_WORKER_POLL", default=1.0)
+# imbot_worker polls imbot.v2.Event.get for fetch-mode (Chatbots 2.0) bots: seconds between
+# polls of an empty queue (5-30), between calls while hasMore (>= 2), events per call (<= 1000),
+# how long one poller holds a bot, and the backoff after 429/503/network errors.
+IMBOT_FETCH_IDLE_INTERVAL = env.float("IMBOT_FETCH_IDLE_INTERVAL", default=10.0)
+IMBOT_FETCH_BUSY_INTERVAL = env.float("IMBOT_FETCH_BUSY_INTERVAL", default=2.0)
+IMBOT_FETCH_LIMIT = env.int("IMBOT_FETCH_LIMIT", default=1000)
+IMBOT_FETCH_LEASE = env.int("IMBOT_FETCH_LEASE", default=120)
+IMBOT_FETCH_BACKOFF = env.float("IMBOT_FETCH_BACKOFF", default=2.0)
+IMBOT_FETCH_MAX_BACKOFF = env.float("IMBOT_FETCH_MAX_BACKOFF", default=300.0)
 # Where replies go: RestSender calls Bitrix24; imbot_app.outbound.calls.PendingSender only logs
 # them.
 IMBOT_SENDER = env.str("IMBOT_SENDER", default="imbot_app.outbound.sender.RestSender")

@@ -1,6 +1,6 @@
 """v2 events through the webhook's store: redacted, deduplicated per bot, rows written.
 
-The endpoint is not wired to v2 yet; these go through the same calls it will make
+These go through the same calls the endpoint makes
 (``parse_envelope`` -> ``protocol.v2.events.parse_event`` -> ``store_event(dedup=dedup_key)``).
 """
 

@@ -276,6 +276,50 @@ class JoinContext(_ChatReplies, EventContext):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
+class ReactionContext(_ChatReplies, EventContext):
+    """Chatbots 2.0: ``user`` set (``added``) or removed a ``reaction`` on a message.
+
+    ``message_id`` is the message reacted to (often one the bot wrote); ``message`` its stored
+    row when there is one; ``reaction`` Bitrix24's code (``like`` ...).
+    """
+
+    bot: Bot | None
+    chat: Chat
+    user: ChatUser | None
+    message: Message | None
+    message_id: int
+    reaction: str
+    action: str
+
+    @property
+    def added(self) -> bool:
+        return self.action == "add"
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class ContextGetContext(_ChatReplies, EventContext):
+    """Chatbots 2.0: ``user`` opened the bot from a ``BOT_CONTEXT`` link.
+
+    ``context`` is the link's object as sent (``{"entityType": "task", "entityId": 164}``),
+    read-only.  Bitrix24 asks that nothing happen on its strength without the user's
+    confirmation: answer, ask, but do not act.
+    """
+
+    bot: Bot | None
+    chat: Chat
+    user: ChatUser | None
+    context: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def entity_type(self) -> str:
+        return str(self.context.get("entityType") or "")
+
+    @property
+    def entity_id(self) -> Any:
+        return self.context.get("entityId")
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class BotDeletedContext(EventContext):
     """The bot ``bot_id`` was unregistered; ``bot`` is its row (``deleted_at`` set)."""
 

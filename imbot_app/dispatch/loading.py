@@ -19,12 +19,14 @@ from imbot_app.dispatch.context import (
     AppContext,
     BotDeletedContext,
     CommandContext,
+    ContextGetContext,
     DispatchState,
     EventContext,
     FileInfo,
     GenericContext,
     JoinContext,
     MessageContext,
+    ReactionContext,
 )
 from imbot_app.models import Bot, Chat, ChatUser, CommandInvocation, Event, Message, Portal
 from imbot_app.outbound.calls import Sender, get_sender
@@ -95,6 +97,10 @@ def load(
         items = (BotDeletedContext(**base, bot=bot, bot_id=typed.bot_id, bot_code=typed.bot_code),)
     elif isinstance(typed, ev.AppInstall | ev.AppUpdate | ev.AppUninstall):
         items = (_app_context(base, typed),)
+    elif isinstance(typed, ev.ReactionChange):
+        items = (_reaction_context(base, typed),)
+    elif isinstance(typed, ev.ContextGet):
+        items = (_context_get_context(base, typed),)
     else:
         data = event.payload.get("data") if isinstance(event.payload, dict) else None
         items = (GenericContext(**base, data=MappingProxyType(dict(data or {}))),)
@@ -273,3 +279,34 @@ def _app_context(
             language=typed.language,
         )
     return AppContext(**base, language=typed.language, clean=typed.clean)
+
+
+def _chat_parties(base: dict[str, Any], typed: ev.ReactionChange | ev.ContextGet) -> dict[str, Any]:
+    bot_id = typed.bots[0].bot_id if typed.bots else None
+    user_id = typed.user.id if typed.user else None
+    return _find_parties(base["portal"], typed.chat, bot_id, user_id)
+
+
+def _reaction_context(base: dict[str, Any], typed: ev.ReactionChange) -> ReactionContext:
+    info = typed.message
+    message = (
+        Message.objects.filter(portal=base["portal"], message_id=info.message_id).first()
+        if info.message_id
+        else None
+    )
+    return ReactionContext(
+        **base,
+        **_chat_parties(base, typed),
+        message=message,
+        message_id=info.message_id,
+        reaction=typed.reaction,
+        action=typed.action,
+    )
+
+
+def _context_get_context(base: dict[str, Any], typed: ev.ContextGet) -> ContextGetContext:
+    return ContextGetContext(
+        **base,
+        **_chat_parties(base, typed),
+        context=MappingProxyType(dict(typed.context)),
+    )

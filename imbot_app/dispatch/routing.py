@@ -1,4 +1,5 @@
-"""Routing decorators on top of the signals: on_command, on_message, on_join, on_event.
+"""Routing decorators on top of the signals: on_command, on_message, on_join, on_event,
+and for Chatbots 2.0 on_reaction and on_context.
 
     from imbot_app import on_command, on_message
 
@@ -43,9 +44,11 @@ __all__ = [
     "Router",
     "handler_path",
     "on_command",
+    "on_context",
     "on_event",
     "on_join",
     "on_message",
+    "on_reaction",
     "router",
 ]
 
@@ -177,20 +180,11 @@ class Router:
         def matcher(command: Any) -> Match | None:
             return NO_ARGUMENTS if command.name.casefold() in wanted else None
 
-        def decorate(func: Handler) -> Handler:
-            self.add(
-                Route(
-                    func,
-                    signals.command_received,
-                    "command",
-                    priority=priority,
-                    matcher=matcher,
-                    description="command " + ",".join(sorted(wanted)),
-                )
-            )
-            return func
-
-        return decorate
+        what = "command " + ",".join(sorted(wanted))
+        route: Callable[[Handler], Handler] = self._route(
+            None, signals.command_received, "command", what, priority, matcher
+        )
+        return route
 
     @overload
     def on_message(self, regex: Handler) -> Handler: ...
@@ -236,20 +230,8 @@ class Router:
             named = found.groupdict()
             return ((), named) if named else (found.groups(), {})
 
-        def decorate(func: Handler) -> Handler:
-            self.add(
-                Route(
-                    func,
-                    signals.message_added,
-                    "message",
-                    priority=priority,
-                    matcher=matcher,
-                    description=f"message {pattern.pattern if pattern else '*'}",
-                )
-            )
-            return func
-
-        return decorate
+        what = f"message {pattern.pattern if pattern else '*'}"
+        return self._route(None, signals.message_added, "message", what, priority, matcher)
 
     @overload
     def on_join(self, func: Handler) -> Handler: ...
@@ -282,22 +264,96 @@ class Router:
                 return None
             return NO_ARGUMENTS
 
+        return self._route(func, signals.bot_joined_chat, "join", "join", priority, matcher)
+
+    def _route(
+        self,
+        func: Any,
+        signal: Signal,
+        keyword: str,
+        description: str,
+        priority: int,
+        matcher: Matcher,
+    ) -> Any:
+        """Bare (``@on_x``) or called (``@on_x(...)``): register ``func`` on ``signal``."""
+
         def decorate(handler: Handler) -> Handler:
             self.add(
                 Route(
                     handler,
-                    signals.bot_joined_chat,
-                    "join",
+                    signal,
+                    keyword,
                     priority=priority,
                     matcher=matcher,
-                    description="join",
+                    description=description,
                 )
             )
             return handler
 
-        if func is not None:
-            return decorate(func)
-        return decorate
+        return decorate(func) if func is not None else decorate
+
+    def on_reaction(
+        self,
+        func: Any = None,
+        *,
+        reaction: str | Iterable[str] | None = None,
+        action: str | None = None,
+        chat_type: str | Iterable[str] | None = None,
+        priority: int = 0,
+    ) -> Any:
+        """Chatbots 2.0: run the handler when someone sets or removes a reaction on a message.
+
+        The handler gets a :class:`~imbot_app.dispatch.context.ReactionContext`.  ``reaction``
+        (``"like"``, or several) and ``action`` (``"add"`` / ``"delete"``) narrow it down.
+        Usable bare: ``@on_reaction``.
+        """
+        codes = (
+            None
+            if reaction is None
+            else frozenset([reaction] if isinstance(reaction, str) else reaction)
+        )
+        types = _chat_types(chat_type)
+        if action not in (None, "add", "delete"):
+            raise ValueError("on_reaction's action is 'add' or 'delete'")
+
+        def matcher(context: Any) -> Match | None:
+            if codes is not None and context.reaction not in codes:
+                return None
+            if action is not None and context.action != action:
+                return None
+            if types is not None and context.chat.type.upper() not in types:
+                return None
+            return NO_ARGUMENTS
+
+        what = "reaction" + (" " + ",".join(sorted(codes)) if codes else "")
+        return self._route(func, signals.reaction_changed, "reaction", what, priority, matcher)
+
+    def on_context(
+        self,
+        func: Any = None,
+        *,
+        entity_type: str | Iterable[str] | None = None,
+        priority: int = 0,
+    ) -> Any:
+        """Chatbots 2.0: run the handler when a user opens the bot from a ``BOT_CONTEXT`` link.
+
+        The handler gets a :class:`~imbot_app.dispatch.context.ContextGetContext`;
+        ``entity_type`` (``"task"`` ...) narrows it to links of that kind.  Usable bare.
+        """
+        kinds = (
+            None
+            if entity_type is None
+            else frozenset(
+                [entity_type] if isinstance(entity_type, str) else [str(e) for e in entity_type]
+            )
+        )
+
+        def matcher(context: Any) -> Match | None:
+            if kinds is not None and context.entity_type not in kinds:
+                return None
+            return NO_ARGUMENTS
+
+        return self._route(func, signals.context_requested, "context", "context", priority, matcher)
 
     def on_event(self, *names: str, priority: int = 0) -> Callable[[Handler], Handler]:
         """Run the handler for events with these Bitrix24 names (any type, known or not).
@@ -313,20 +369,11 @@ class Router:
         def matcher(event: Any) -> Match | None:
             return NO_ARGUMENTS if event.event_name.upper() in wanted else None
 
-        def decorate(func: Handler) -> Handler:
-            self.add(
-                Route(
-                    func,
-                    signals.event_received,
-                    signals.EVENT_KEYWORD,
-                    priority=priority,
-                    matcher=matcher,
-                    description="event " + ",".join(sorted(wanted)),
-                )
-            )
-            return func
-
-        return decorate
+        what = "event " + ",".join(sorted(wanted))
+        route: Callable[[Handler], Handler] = self._route(
+            None, signals.event_received, signals.EVENT_KEYWORD, what, priority, matcher
+        )
+        return route
 
 
 #: The router the package-level decorators register with.
@@ -336,3 +383,5 @@ on_command = router.on_command
 on_message = router.on_message
 on_join = router.on_join
 on_event = router.on_event
+on_reaction = router.on_reaction
+on_context = router.on_context

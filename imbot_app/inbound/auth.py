@@ -28,6 +28,7 @@ from imbot_app.conf import imbot_settings
 from imbot_app.events import Envelope
 from imbot_app.models import Portal
 from imbot_app.outbound import authority, webhook
+from imbot_app.protocol import api_of_event
 from imbot_app.sealing import token_matches
 
 logger = logging.getLogger("imbot_app.auth")
@@ -183,6 +184,8 @@ def _int_or_none(value: Any) -> int | None:
 def authenticate(envelope: Envelope) -> Authenticated:
     """Decide whether to trust the event; raises :class:`AuthenticationFailed` if not."""
     auth = envelope.auth
+    if not auth.member_id and _v2_by_domain(envelope):
+        return _authenticate_v2_by_domain(envelope)
     if not auth.member_id:
         raise AuthenticationFailed("no auth[member_id]")
     if not auth.application_token:
@@ -212,6 +215,37 @@ def authenticate(envelope: Envelope) -> Authenticated:
         if portal.application_token
         else f"portal {auth.member_id} has no application_token stored ({name})"
     )
+
+
+def _v2_by_domain(envelope: Envelope) -> bool:
+    """A Chatbots 2.0 delivery whose top-level ``auth`` names the portal by domain only.
+
+    The v2 docs' webhook envelope carries ``auth{domain, application_token}`` and no
+    ``member_id`` (corpus 074, 075, 077): such an event is checked against the one installed
+    portal on that domain instead.  v1 events keep needing ``member_id``.
+    """
+    return api_of_event(envelope.name) == "v2" and bool(envelope.auth.domain)
+
+
+def _authenticate_v2_by_domain(envelope: Envelope) -> Authenticated:
+    auth = envelope.auth
+    if not auth.application_token:
+        raise AuthenticationFailed("no auth[application_token]")
+    domain = auth.domain.strip().lower()[:255]
+    found = list(
+        Portal.objects.filter(
+            domain__iexact=domain, status=Portal.Status.INSTALLED, webhook=False
+        ).exclude(member_id="")[:2]
+    )
+    if len(found) != 1:
+        raise AuthenticationFailed(
+            f"no auth[member_id], and {'no' if not found else 'more than one'} "
+            f"installed portal on domain {domain!r}"
+        )
+    portal = found[0]
+    if not token_matches(portal.application_token, auth.application_token):
+        raise AuthenticationFailed(f"wrong application_token for portal {portal.member_id}")
+    return Authenticated(portal=portal)
 
 
 def _authenticate_webhook(

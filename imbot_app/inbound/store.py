@@ -149,9 +149,13 @@ def store_event(
             return StoreResult(event=record, duplicate=False)
         except IntegrityError:
             bot_ids.clear()
-            existing = Event.objects.filter(
-                portal__member_id=envelope.auth.member_id, dedup_key=key
-            ).first()
+            # (The portal found by auth, when it was: a v2 delivery may name it by domain.)
+            owner = (
+                {"portal": authenticated.portal}
+                if authenticated.portal is not None and authenticated.portal.pk
+                else {"portal__member_id": envelope.auth.member_id}
+            )
+            existing = Event.objects.filter(dedup_key=key, **owner).first()
             if existing is not None:
                 return StoreResult(event=existing, duplicate=True)
             if attempt == 2:

@@ -3,6 +3,10 @@
 decode (parsers) -> envelope (serializers) -> authenticate (auth) -> validate data
 (serializers) -> store (store) -> 200 ``{"status": "accepted"|"duplicate", "event_id": N}``.
 
+Chat-bot API v1 (``ONIMBOT*``) and Chatbots 2.0 (``ONIMBOTV2*``) events arrive here alike,
+form-encoded or JSON: the registry picks the adapter by the event's name and its dedup rule
+(:func:`imbot_app.protocol.dedup_for`; v2 posts once per bot, so its keys name the bot).
+
 Bad input always gets a 4xx with a JSON body naming the problem; an event that fails
 authentication gets a generic 403 and the reason goes to the log only.
 """
@@ -33,7 +37,7 @@ from imbot_app.inbound.parsers import LimitedJSONParser, PhpFormParser
 from imbot_app.inbound.store import store_event
 from imbot_app.logsafe import safe, safe_text
 from imbot_app.models import Event
-from imbot_app.protocol import parse_envelope, parse_event
+from imbot_app.protocol import dedup_for, parse_envelope, parse_event
 
 logger = logging.getLogger("imbot_app.views")
 
@@ -133,6 +137,7 @@ class EventView(APIView):
                 authenticated,
                 client_address(request._request),
                 on_commit=event_stored,
+                dedup=dedup_for(envelope.name),
             )
         except AuthenticationFailed as failure:
             logger.warning("refused %s: %s", envelope.name, failure.reason)
@@ -160,6 +165,7 @@ class EventView(APIView):
                 authenticated,
                 client_address(request._request),
                 invalid_reason=json.dumps(errors, ensure_ascii=False),
+                dedup=dedup_for(envelope.name),
             )
             body["event_id"] = result.event.pk
         logger.warning(

@@ -12,6 +12,9 @@ PostgreSQL notification arrives, which it passes on to the runners) and:
   :data:`HEARTBEAT_EVERY` seconds, and logs a status line every ``log_every`` seconds;
 * in Celery mode, runs the sweep (:mod:`.sweep`) instead of runners.
 
+Beside them one fetch thread (:mod:`.fetching`) polls ``imbot.v2.Event.get`` for every
+fetch-mode Chatbots 2.0 bot whose turn has come, and wakes the runners when a page is stored.
+
 SIGTERM and SIGINT set ``stopping``: each runner finishes the event it is in, gives back the
 claims of the rest of its batch, writes its record and ends; the process exits 0.
 """
@@ -36,6 +39,7 @@ from django.utils import timezone
 from imbot_app.conf import imbot_settings
 from imbot_app.dispatch.claims import worker_name
 from imbot_app.dispatch.hooks import CELERY
+from imbot_app.dispatch.worker.fetching import Fetcher
 from imbot_app.dispatch.worker.listen import Listener
 from imbot_app.dispatch.worker.queue import backlog, renew
 from imbot_app.dispatch.worker.runner import Counters, Limits, Runner
@@ -57,6 +61,8 @@ class Options:
     batch_size: int | None = None  # None: IMBOT_WORKER_BATCH
     slow_after: float = 0.2
     listen: bool = True
+    fetch: bool = True  # poll Event.get for fetch-mode (Chatbots 2.0) bots: see .fetching
+    fetch_limit: int | None = None  # None: IMBOT_FETCH_LIMIT
 
 
 class Worker:
@@ -76,12 +82,42 @@ class Worker:
         self.runners: list[Runner] = []
         self.started_at = timezone.now()
         self._rates: deque[tuple[float, int]] = deque()
+        self.fetcher: Fetcher | None = None
 
     # ------------------------------------------------------------------ running
 
     def run(self) -> int:
         """Run until stopped (or ``--once`` / ``--max-events`` is done); the exit status."""
         self._install_signals()
+        self.fetcher = self._start_fetcher()
+        try:
+            return self._run()
+        finally:
+            self.stopping.set()
+            if self.fetcher is not None:
+                self.fetcher.join(timeout=float(imbot_settings.FETCH_LEASE))
+
+    def _start_fetcher(self) -> Fetcher | None:
+        """The fetch thread (not with ``--once``: that polls each due bot once, here)."""
+        if not self.options.fetch:
+            return None
+        fetcher = Fetcher(
+            stopping=self.stopping, wake_runners=self._wake_runners, limit=self.options.fetch_limit
+        )
+        if self.options.once:
+            try:
+                fetcher.tick()
+            finally:
+                close_old_connections()
+            return None
+        fetcher.start()
+        return fetcher
+
+    def _wake_runners(self) -> None:
+        for runner in self.runners:
+            runner.wake.set()
+
+    def _run(self) -> int:
         if self.celery:
             from imbot_app.dispatch.worker.sweep_loop import SweepLoop
 
@@ -106,6 +142,7 @@ class Worker:
             f"imbot_worker {self.name}: {len(self.runners)} runner(s), batches of {size}, "
             f"lease {self.lease.total_seconds():g} s, "
             + ("woken by LISTEN/NOTIFY" if use_listener else f"polling every {self.poll:g} s")
+            + (", fetching Event.get for fetch-mode bots" if self.fetcher is not None else "")
         )
         self._heartbeat()
         for runner in self.runners:
@@ -180,7 +217,8 @@ class Worker:
             waiting = backlog().describe()
         except DatabaseError:
             waiting = "waiting unknown (database error)"
-        return f"done {c.done}, failed {c.failed}, {waiting}"
+        fetched = f", {self.fetcher.counters.describe()}" if self.fetcher is not None else ""
+        return f"done {c.done}, failed {c.failed}, {waiting}{fetched}"
 
     def _heartbeat(self, *, stopped: bool = False) -> None:
         try:

@@ -7,6 +7,12 @@ app, lets it register its declared bots, sends the script and prints what the bo
     manage.py imbot_simulate --serve 8001                          # each declared command once
     manage.py imbot_simulate --serve 8001 --command "/weather berlin" --message "hi"
     manage.py imbot_simulate --url http://127.0.0.1:8000/imbot/events/   # a server you run
+    manage.py imbot_simulate --api v2 --mode fetch      # Chatbots 2.0, no public address
+    manage.py imbot_simulate --api v2 --mode webhook --serve 8001
+
+``--api v2`` simulates a Chatbots 2.0 bot (:mod:`imbot_app.management.simulation_v2`): in
+fetch mode the fake queues its events and this process polls ``imbot.v2.Event.get`` and runs
+the handlers, so no server is needed at all.
 
 ``--serve PORT`` (what ``make demo`` runs) starts this project's development server on PORT
 with settings of its own: the project's, plus the fake as the trusted OAuth server, its client
@@ -43,6 +49,7 @@ from imbot_app.management.simulation import (
     forget_portals,
     given_script,
 )
+from imbot_app.management.simulation_v2 import FETCH, MODES, V2Simulation, in_process_settings
 from imbot_app.testing import EventFactory, FakeBitrix24, encode_event
 
 ANSWER_METHODS = ("imbot.message.add", "imbot.command.answer", "imbot.message.update")
@@ -86,6 +93,15 @@ class Command(BaseCommand):
             help="send this private message (repeatable)",
         )
         parser.add_argument(
+            "--api", choices=("v1", "v2"), default="v1", help="chat-bot API (default v1)"
+        )
+        parser.add_argument(
+            "--mode",
+            choices=MODES,
+            default=FETCH,
+            help="v2 only: how events reach the bot (default fetch: no public address)",
+        )
+        parser.add_argument(
             "--keep",
             action="store_true",
             help="keep the simulated portal (and its bots, commands, events) afterwards",
@@ -110,7 +126,9 @@ class Command(BaseCommand):
         self.member_id = ""
         try:
             self.stdout.write(f"Fake Bitrix24 on {fake.url} (OAuth and REST)")
-            if options["serve"]:
+            if options["api"] == "v2":
+                self._v2(fake, steps, options)
+            elif options["serve"]:
                 port = options["serve"]
                 with served_project(fake, port):
                     self.stdout.write(
@@ -124,6 +142,25 @@ class Command(BaseCommand):
             fake.stop()
             if self.member_id and not options["keep"]:
                 self._forget()
+
+    def _v2(self, fake: FakeBitrix24, steps: list[Step], options: Any) -> None:
+        simulation = V2Simulation(fake, self.stdout.write, options["wait"])
+        try:
+            if options["mode"] == FETCH:
+                with in_process_settings(fake):
+                    simulation.run(FETCH, steps)
+            elif options["serve"]:
+                port = options["serve"]
+                with served_project(fake, port):
+                    self.stdout.write(
+                        f"Bot served on http://127.0.0.1:{port}/ (stopped at the end)"
+                    )
+                    simulation.run(options["mode"], steps, f"http://127.0.0.1:{port}/imbot/events/")
+            else:
+                simulation.run(options["mode"], steps, options["url"])
+        finally:
+            if not options["keep"] and simulation.forget():
+                self.stdout.write("Removed the simulated portal (use --keep to keep it)")
 
     def _run(self, fake: FakeBitrix24, url: str, steps: list[Step], options: Any) -> None:
         factory = self._install(fake, url)

@@ -4,11 +4,14 @@
     manage.py imbot_worker --concurrency 4      # four runner threads (slow, I/O-bound handlers)
     manage.py imbot_worker --once               # run what is waiting, then exit 0 (cron, tests)
     manage.py imbot_worker --max-events 10000   # exit after that many (recycle the process)
+    manage.py imbot_worker --no-fetch           # leave Event.get polling to other workers
 
 For ``IMBOT_DISPATCH = "worker"``: the Event table is the queue (see
 :mod:`imbot_app.dispatch.worker`).
 On PostgreSQL run as many as you like, on as many machines; on SQLite run one.  With
 ``IMBOT_DISPATCH = "celery"`` it runs the sweep that re-sends stranded events instead.
+Either way it also polls ``imbot.v2.Event.get`` for every fetch-mode Chatbots 2.0 bot (one
+poller per bot across all workers; :mod:`imbot_app.dispatch.worker.fetching`).
 """
 
 from __future__ import annotations
@@ -83,6 +86,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-listen", action="store_true", help="PostgreSQL: poll instead of LISTEN"
         )
+        parser.add_argument(
+            "--no-fetch",
+            action="store_true",
+            help="do not poll imbot.v2.Event.get for fetch-mode bots (another worker does)",
+        )
+        parser.add_argument(
+            "--fetch-limit",
+            type=bounded(int, 1, MAX_BATCH),
+            default=None,
+            help="events per Event.get call, 1-1000 (default IMBOT_FETCH_LIMIT)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         worker = Worker(
@@ -94,6 +108,8 @@ class Command(BaseCommand):
                 log_every=options["log_every"],
                 batch_size=options["batch_size"],
                 listen=not options["no_listen"],
+                fetch=not options["no_fetch"],
+                fetch_limit=options["fetch_limit"],
             ),
             say=self._say,
         )
