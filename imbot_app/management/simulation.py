@@ -15,11 +15,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import requests
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from imbot_app.lifecycle.specs import BotSpec, CommandSpec
 from imbot_app.models import Portal
+from imbot_app.wire import encode_form
 
 MESSAGE = "message"
 COMMAND = "command"
@@ -105,3 +109,19 @@ def forget_portals(member_ids: Iterable[str]) -> int:
         found = portals.count()
         portals.delete()
     return found
+
+
+def post_form(url: str, payload: dict[str, Any]) -> requests.Response:
+    """Post ``payload`` to the bot form-encoded, as Bitrix24 does; one clear line if it is down."""
+    try:
+        return requests.post(
+            url,
+            data=encode_form(payload),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            timeout=30,
+        )
+    except requests.RequestException as exc:
+        raise CommandError(
+            f"cannot reach the bot at {url} ({type(exc).__name__}): is it running? "
+            "(`make run`, or use --serve PORT)"
+        ) from None

@@ -23,16 +23,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import requests
 from django.core.management.base import CommandError
 from django.test.utils import override_settings
 
 from imbot_app.dispatch.fetch import PollOutcome, poll_bot, state_for
 from imbot_app.dispatch.hooks import event_stored
-from imbot_app.management.simulation import COMMAND, JOIN, Step, forget_portals
+from imbot_app.management.simulation import COMMAND, JOIN, Step, forget_portals, post_form
 from imbot_app.models import Bot
 from imbot_app.testing import FakeBitrix24, V2Event, V2EventFactory
-from imbot_app.wire import encode_form
 
 FETCH = "fetch"
 WEBHOOK = "webhook"
@@ -132,18 +130,7 @@ class V2Simulation:
         return result.outcome == PollOutcome.POLLED
 
     def _post(self, step: Step, url: str, event: V2Event) -> bool:
-        try:
-            answer = requests.post(
-                url,
-                data=encode_form(self._with_real_tokens(event)),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-                timeout=30,
-            )
-        except requests.RequestException as exc:
-            raise CommandError(
-                f"cannot reach the bot at {url} ({type(exc).__name__}): is it running? "
-                "(`make run`, or use --serve PORT)"
-            ) from None
+        answer = post_form(url, self._with_real_tokens(event))
         status = answer.json().get("status", "") if answer.status_code == 200 else answer.text
         self.write(f"-> {step.title} ({event.type}) posted: {answer.status_code} {status}")
         return answer.status_code == 200

@@ -48,9 +48,10 @@ from imbot_app.management.simulation import (
     default_script,
     forget_portals,
     given_script,
+    post_form,
 )
 from imbot_app.management.simulation_v2 import FETCH, MODES, V2Simulation, in_process_settings
-from imbot_app.testing import EventFactory, FakeBitrix24, encode_event
+from imbot_app.testing import EventFactory, FakeBitrix24
 
 ANSWER_METHODS = ("imbot.message.add", "imbot.command.answer", "imbot.message.update")
 
@@ -285,18 +286,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _post(url: str, payload: dict[str, Any]) -> requests.Response:
-        try:
-            return requests.post(
-                url,
-                data=encode_event(payload),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-                timeout=30,
-            )
-        except requests.RequestException as exc:
-            raise CommandError(
-                f"cannot reach the bot at {url} ({type(exc).__name__}): is it running? "
-                "(`make run`, or use --serve PORT)"
-            ) from None
+        return post_form(url, payload)
 
     @staticmethod
     def _answers(fake: FakeBitrix24, before: int, wait: float) -> list[tuple[str, str]]:
