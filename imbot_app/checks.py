@@ -66,6 +66,19 @@ def check_declared_bots(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         return []
     value = imbot_settings.PUBLIC_URL
     problem = public_url_problem(value)
+    webhook_bots = [s.code for s in declared if s.api == "v2" and s.event_mode == "webhook"]
+    if problem and webhook_bots:
+        # Not a development state to wait out: such a bot cannot even be declared to Bitrix24.
+        return [
+            Error(
+                f"{problem}. Chatbots 2.0 bot(s) {', '.join(webhook_bots)} are in webhook mode: "
+                "Bitrix24 POSTs their events to IMBOT_PUBLIC_URL, and refuses to register them "
+                "without it.",
+                hint='Set IMBOT_PUBLIC_URL, or declare them with event_mode="fetch" (the worker '
+                "pulls their events; no public address needed).",
+                id="imbot_app.E002",
+            )
+        ]
     if problem and not show_configuration_warnings():
         return []
     if problem:
