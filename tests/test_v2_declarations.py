@@ -1,4 +1,4 @@
-"""Declaring Chatbots 2.0 bots: ``api`` and ``event_mode``, checked when declared and at start-up."""
+"""Declaring Chatbots 2.0 bots: `api` and `event_mode`, checked when declared and at start-up."""
 
 from __future__ import annotations
 
