@@ -16,7 +16,14 @@ from django.utils import timezone
 
 from imbot_app.models import Bot, Chat, ChatUser, Message, Portal
 from imbot_app.outbound.rest import RestClient
-from imbot_app.protocol import Deleted, Edited, Written, outcome_of, with_bot_token
+from imbot_app.protocol import (
+    Deleted,
+    Edited,
+    Written,
+    calls_as_bot,
+    outcome_of,
+    with_bot_token,
+)
 
 if TYPE_CHECKING:
     from imbot_app.outbound.calls import OutgoingCall
@@ -34,10 +41,14 @@ class RestSender:
 
     def send(self, call: OutgoingCall) -> Any:
         params = with_bot_token(call.method, call.params, _bot_token(call))
-        result = RestClient(call.portal, user_id=call.bot_id).call(call.method, params)
+        user_id = call.bot_id if calls_as_bot(call.method) else None
+        result = RestClient(call.portal, user_id=user_id).call(call.method, params)
         done = outcome_of(call.method, call.params, result)
         if isinstance(done, Written):
             record_outgoing(call, done.message_id, text=done.text, dialog_id=done.dialog_id)
+            # reply() returns the new message's id, whatever shape the version answers in (v2:
+            # {"id": ..., "uuidMap": {}}), so a handler's update(message_id=...) serves both.
+            return done.message_id
         elif isinstance(done, Edited):
             Message.objects.filter(
                 portal=call.portal, message_id=done.message_id, direction=Message.Direction.OUT

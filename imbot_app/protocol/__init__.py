@@ -44,6 +44,7 @@ __all__ = [
     "Written",
     "adapter_for_event",
     "api_of_event",
+    "calls_as_bot",
     "dedup_for",
     "event_class_for",
     "explain",
@@ -137,6 +138,16 @@ def outcome_of(method: str, params: dict[str, Any], result: Any) -> Outcome | No
     module = v2_replies if _api_of_method(method) == "v2" else v1_methods
     found: Outcome | None = module.outcome(method, params, result)
     return found
+
+
+def calls_as_bot(method: str) -> bool:
+    """Whether ``method`` is made with the bot's own tokens (those its events brought).
+
+    v1 replies are; Chatbots 2.0 calls are made with the application's tokens (the
+    installer's): the bot belongs to the application, and a fetch-mode bot's events carry no
+    tokens at all.
+    """
+    return _api_of_method(method) == "v1"
 
 
 def with_bot_token(method: str, params: dict[str, Any], token: str) -> dict[str, Any]:
