@@ -49,7 +49,7 @@ def check_install_verification(app_configs: Any = None, **kwargs: Any) -> list[C
 @register()
 def check_declared_bots(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Invalid bot declarations, and a public URL Bitrix24 could not (safely) call."""
-    from imbot_app.lifecycle.bots import declared_bots, public_url_problem
+    from imbot_app.lifecycle.bots import declared_bots, needs_public_url, public_url_problem
     from imbot_app.lifecycle.specs import DeclarationError
 
     try:
@@ -79,8 +79,8 @@ def check_declared_bots(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 id="imbot_app.E002",
             )
         ]
-    if problem and not show_configuration_warnings():
-        return []
+    if problem and not (show_configuration_warnings() and needs_public_url(declared)):
+        return []  # (fetch-mode Chatbots 2.0 bots need no public address)
     if problem:
         return [
             Warning(

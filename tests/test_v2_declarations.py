@@ -61,8 +61,10 @@ def test_a_webhook_mode_v2_bot_needs_the_public_url(settings) -> None:
     assert "echobot" in error.msg and "webhook mode" in error.msg
     assert 'event_mode="fetch"' in (error.hint or "")
 
-    settings.IMBOT_BOTS = [echo(api="v2")]  # fetch mode: not this error
-    assert not [m for m in run_checks() if m.id == "imbot_app.E002"]
+    settings.IMBOT_BOTS = [echo(api="v2")]  # fetch mode: needs no public address at all
+    assert not {"imbot_app.E002", "imbot_app.W003"} & {m.id for m in run_checks()}
+    settings.IMBOT_BOTS = [echo(api="v2"), echo(code="old")]  # a v1 bot does
+    assert "imbot_app.W003" in {m.id for m in run_checks()}
     settings.IMBOT_PUBLIC_URL = "https://bot.example.com"
     settings.IMBOT_BOTS = [echo(api="v2", event_mode="webhook")]
     assert not [m for m in run_checks() if m.id == "imbot_app.E002"]

@@ -55,3 +55,16 @@ def test_an_update_sends_a_changed_v2_declaration(settings, fake_b24, events, de
     assert [c for c in rest_calls(fake_b24) if c.startswith("imbot.")] == [V2 + "Bot.update"]
     [update] = fake_b24.calls_to(V2 + "Bot.update")
     assert update.params["fields"]["properties"]["name"] == "Helper 2"
+
+
+def test_an_install_with_only_fetch_bots_needs_no_public_url(
+    settings, fake_b24, events, deliver
+) -> None:
+    settings.IMBOT_PUBLIC_URL = ""
+    settings.IMBOT_BOTS = [echo(code="helper", name="Helper", api="v2")]
+
+    deliver(events.install())
+
+    portal = Portal.objects.get(member_id=events.member_id)
+    assert portal.registration_error == "" and portal.registered_at is not None
+    assert Bot.objects.get(portal=portal, code="helper").api == "v2"

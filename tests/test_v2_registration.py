@@ -8,6 +8,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection
 
@@ -289,3 +290,24 @@ def test_a_webhook_portal_registers_with_a_sealed_bot_token(webhook_portal, capl
     assert len(fake.calls_to(V2 + "Bot.unregister")) == 1
     _, second = fake.calls_to(V2 + "Bot.register")
     assert second.params["fields"]["botToken"] == token
+
+
+def test_fetch_mode_bots_register_without_a_public_url(settings, fake, portal) -> None:
+    settings.IMBOT_PUBLIC_URL = ""
+
+    plan = sync_portal(portal)
+
+    assert plan.ok, plan.error
+    assert rest_calls(fake)[:2] == [V2 + "Bot.register", V2 + "Bot.update"]
+    assert "event.bind" not in rest_calls(fake)
+    assert any("application events are not bound" in note for note in plan.notes)
+    assert live(portal).event_mode == "fetch"
+
+
+def test_a_webhook_mode_or_v1_bot_still_needs_the_public_url(settings, fake, portal) -> None:
+    settings.IMBOT_PUBLIC_URL = ""
+    for bots in ([helper(event_mode="webhook")], [helper(), echo()]):
+        settings.IMBOT_BOTS = bots
+        with pytest.raises(ImproperlyConfigured, match="IMBOT_PUBLIC_URL is not set"):
+            sync_portal(portal)
+    assert rest_calls(fake) == []

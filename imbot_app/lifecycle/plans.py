@@ -250,7 +250,12 @@ def plan_sync(
                 f"(manage.py imbot_unregister --bot {code} removes it and its private chats)"
             )
     # Application events (install, update, uninstall) exist only for OAuth applications.
-    for event in [] if portal.webhook else _events_to_bind():
+    if not url and not portal.webhook and _events_to_bind():
+        plan.notes.append(
+            "application events are not bound: IMBOT_PUBLIC_URL is not set (only fetch-mode "
+            "Chatbots 2.0 bots are declared, which need none)"
+        )
+    for event in [] if portal.webhook or not url else _events_to_bind():
         bound = portal.bound_events.get(event) if isinstance(portal.bound_events, dict) else None
         if force or bound != url:
             reasons = {url: "forced", None: "new", "": "new"}

@@ -25,6 +25,7 @@ from typing import Any
 from django.utils import timezone
 
 from imbot_app import errors
+from imbot_app.conf import imbot_settings
 from imbot_app.lifecycle.bot_rows import (
     as_id,
     bot_token_for,
@@ -32,7 +33,7 @@ from imbot_app.lifecycle.bot_rows import (
     needs_bot_token,
     store_bot,
 )
-from imbot_app.lifecycle.bots import declared_bots, handler_url
+from imbot_app.lifecycle.bots import declared_bots, handler_url, needs_public_url
 from imbot_app.lifecycle.plans import (
     Action,
     Plan,
@@ -344,8 +345,8 @@ def sync_portal(
     not raised.  A missing or unusable ``IMBOT_PUBLIC_URL`` or an invalid declaration raise
     :class:`~django.core.exceptions.ImproperlyConfigured`: no portal can be registered then.
     """
-    url = handler_url()
     specs = declared_bots() if specs is None else tuple(specs)
+    url = handler_url() if needs_public_url(specs) or imbot_settings.PUBLIC_URL else ""
     plan = plan_sync(portal, specs, url=url, force=force)
     plan.dry_run = dry_run
     try:
