@@ -236,3 +236,50 @@ def test_a_pending_sender_logs_the_v2_call_without_the_bot_token(settings, fake_
     assert "pending (not sent): imbot.v2.Chat.Message.send" in caplog.text
     assert bot.bot_token not in caplog.text
     assert fake_b24.calls_to(V2 + "Chat.Message.send") == []
+
+
+def test_send_file_and_file_url(v2bot, fake_b24, isolated_routes) -> None:
+    portal, bot, events = v2bot
+    seen: dict[str, Any] = {}
+
+    @on_message()
+    def files(message: MessageContext) -> None:
+        seen["message_id"] = message.send_file("report.txt", b"hello, file", text="Your report")
+        [upload] = fake_b24.calls_to(V2 + "File.upload")
+        seen["file_id"] = fake_b24.v2.messages(portal.member_id)[seen["message_id"]]["files"][0]
+        seen["url"] = message.file_url(seen["file_id"])
+        seen["upload"] = upload
+        message.stop()
+
+    run(portal, events.message_add("send me the report", group=True))
+
+    upload = seen["upload"]
+    assert upload.params == {
+        "botId": bot.bot_id,
+        "dialogId": "chat5",
+        "fields": {"name": "report.txt", "content": "aGVsbG8sIGZpbGU=", "message": "Your report"},
+    }
+    stored = fake_b24.v2.files[(portal.member_id, seen["file_id"])]
+    assert stored["content"] == b"hello, file"
+    out = Message.objects.get(direction=Message.Direction.OUT)
+    assert (out.message_id, out.text, out.chat.dialog_id) == (
+        seen["message_id"],
+        "Your report",
+        "chat5",
+    )
+    [download] = fake_b24.calls_to(V2 + "File.download")
+    assert download.params == {"botId": bot.bot_id, "fileId": seen["file_id"]}
+    assert seen["url"].startswith(fake_b24.url + "/download/")
+
+
+def test_file_helpers_need_a_v2_bot(settings, fake_b24, deliver, isolated_routes) -> None:
+    configure(settings, fake_b24)
+    live = EventFactory.connected(fake_b24, commands={})
+
+    @on_message()
+    def upload(message: MessageContext) -> None:
+        message.send_file("a.txt", b"a")
+
+    deliver(live.message("hi"))
+    [run_row] = HandlerRun.objects.filter(handler__endswith="upload")
+    assert "file helpers need a Chatbots 2.0 bot" in run_row.error

@@ -19,6 +19,7 @@ spelled for the bot's API version (``protocol.replies_for``): a Chatbots 2.0 bot
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -195,6 +196,26 @@ class _ChatReplies:
         """Delete a message the bot wrote (``imbot.message.delete``)."""
         return self._out(self._methods.delete_message(self._bot_id, message_id))
 
+    def send_file(self, name: str, content: bytes, text: str = "") -> Any:
+        """Post a file to the chat (``File.upload``, Chatbots 2.0 bots only), with an optional
+        ``text``; returns the id of the message carrying it (stored like a reply)."""
+        build = self._v2_only("upload_file", "file helpers")
+        encoded = base64.b64encode(content).decode("ascii")
+        return self._out(build(self._bot_id, self.chat.dialog_id, name, encoded, text))
+
+    def file_url(self, file_id: int) -> str | None:
+        """A one-time download URL of a file in the chat (``File.download``; v2 bots only),
+        e.g. of ``message.files[0].id``; ``None`` with a sender that does not call."""
+        build = self._v2_only("download_file", "file helpers")
+        url: str | None = self._methods.download_url(self._out(build(self._bot_id, file_id)))
+        return url
+
+    def _v2_only(self, name: str, what: str) -> Any:
+        build = getattr(self._methods, name, None)
+        if build is None:
+            raise ValueError(f'{what} need a Chatbots 2.0 bot (api="v2"); v1 has none')
+        return build
+
     def send_typing(self) -> Any:
         """Show "the bot is typing..." in the chat (``imbot.chat.sendTyping``)."""
         return self._out(self._methods.send_typing(self._bot_id, self.chat.dialog_id))
@@ -236,9 +257,7 @@ class MessageContext(_ChatReplies, EventContext):
         return self._out(self._reaction("delete_reaction", reaction))
 
     def _reaction(self, name: str, reaction: str) -> tuple[str, dict[str, Any]]:
-        build = getattr(self._methods, name, None)
-        if build is None:
-            raise ValueError('reactions need a Chatbots 2.0 bot (api="v2"); v1 has none')
+        build = self._v2_only(name, "reactions")
         call: tuple[str, dict[str, Any]] = build(self._bot_id, self.message_id, reaction)
         return call
 

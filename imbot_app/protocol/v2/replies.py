@@ -23,6 +23,7 @@ SEND = methods.PREFIX + "Chat.Message.send"
 ANSWER = methods.PREFIX + "Command.answer"
 UPDATE = methods.PREFIX + "Chat.Message.update"
 DELETE = methods.PREFIX + "Chat.Message.delete"
+FILE_UPLOAD = methods.PREFIX + "File.upload"
 
 
 def _bot(bot_id: int | None) -> int:
@@ -82,6 +83,28 @@ def delete_reaction(bot_id: int | None, message_id: int, reaction: str) -> Call:
     return call.method, call.params
 
 
+def upload_file(
+    bot_id: int | None, dialog_id: str, name: str, content: str, text: str = ""
+) -> Call:
+    """``File.upload``: ``content`` is the file base64-encoded (at most 100 MB decoded)."""
+    if not name or not content:
+        raise ValueError("a file needs a name and some content")
+    fields = {"name": name, "content": content, **({"message": text} if text else {})}
+    return FILE_UPLOAD, {"botId": _bot(bot_id), "dialogId": str(dialog_id), "fields": fields}
+
+
+def download_file(bot_id: int | None, file_id: int) -> Call:
+    """``File.download``: a one-time download URL for a file in a chat the bot is in."""
+    return methods.PREFIX + "File.download", {"botId": _bot(bot_id), "fileId": int(file_id)}
+
+
+def download_url(result: Any) -> str | None:
+    """The URL in File.download's answer (None from a sender that did not call)."""
+    if isinstance(result, Mapping) and result.get("downloadUrl"):
+        return str(result["downloadUrl"])
+    return None
+
+
 def with_bot_token(method: str, params: Mapping[str, Any], token: str) -> dict[str, Any]:
     """``params`` with the bot's ``botToken`` (top level; ``fields.botToken`` in Bot.register)."""
     if (
@@ -109,6 +132,11 @@ def outcome(method: str, params: Mapping[str, Any], result: Any) -> Outcome | No
     fields = params.get("fields") if isinstance(params.get("fields"), Mapping) else {}
     assert isinstance(fields, Mapping)
     text = str(fields.get("message") or "")
+    if method == FILE_UPLOAD:  # {"file": {...}, "messageId": ..., "dialogId": ...}
+        message_id = _message_id(result.get("messageId") if isinstance(result, Mapping) else None)
+        if message_id is None:
+            return None
+        return Written(message_id, text, str(params.get("dialogId") or ""))
     if method == SEND:
         message_id = _message_id(result)
         if message_id is None:
