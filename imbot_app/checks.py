@@ -49,7 +49,7 @@ def check_install_verification(app_configs: Any = None, **kwargs: Any) -> list[C
 @register()
 def check_declared_bots(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Invalid bot declarations, and a public URL Bitrix24 could not (safely) call."""
-    from imbot_app.lifecycle.bots import declared_bots, public_url_problem
+    from imbot_app.lifecycle.bots import declared_bots, needs_public_url, public_url_problem
     from imbot_app.lifecycle.specs import DeclarationError
 
     try:
@@ -66,8 +66,21 @@ def check_declared_bots(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         return []
     value = imbot_settings.PUBLIC_URL
     problem = public_url_problem(value)
-    if problem and not show_configuration_warnings():
-        return []
+    webhook_bots = [s.code for s in declared if s.api == "v2" and s.event_mode == "webhook"]
+    if problem and webhook_bots:
+        # Not a development state to wait out: such a bot cannot even be declared to Bitrix24.
+        return [
+            Error(
+                f"{problem}. Chatbots 2.0 bot(s) {', '.join(webhook_bots)} are in webhook mode: "
+                "Bitrix24 POSTs their events to IMBOT_PUBLIC_URL, and refuses to register them "
+                "without it.",
+                hint='Set IMBOT_PUBLIC_URL, or declare them with event_mode="fetch" (the worker '
+                "pulls their events; no public address needed).",
+                id="imbot_app.E002",
+            )
+        ]
+    if problem and not (show_configuration_warnings() and needs_public_url(declared)):
+        return []  # (fetch-mode Chatbots 2.0 bots need no public address)
     if problem:
         return [
             Warning(

@@ -33,6 +33,8 @@ class BotAdmin(RecordAdmin):
         "name",
         "type",
         "openline",
+        "api",  # v1 or v2 (Chatbots 2.0); its sealed bot_token is never shown
+        "event_mode",
         "registered_at",
         "deleted_at",
         "created_at",

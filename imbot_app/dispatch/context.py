@@ -12,11 +12,14 @@ Reply helpers (``message.reply()``, ``command.answer()``, ``update()``, ``send_t
 describe the Bitrix24 call as an :class:`OutgoingCall` and hand it to the configured sender
 (``IMBOT_SENDER``): :class:`~imbot_app.outbound.sender.RestSender` by default, which calls
 Bitrix24 as
-the bot and stores what it said; :class:`PendingSender` only logs the calls.
+the bot and stores what it said; :class:`PendingSender` only logs the calls.  The call is
+spelled for the bot's API version (``protocol.replies_for``): a Chatbots 2.0 bot's
+``reply()`` is ``imbot.v2.Chat.Message.send``, so one handler serves v1 and v2 bots alike.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,10 +30,7 @@ from typing import Any
 from imbot_app.models import Bot, Chat, ChatUser, CommandInvocation, Event, Message, Portal
 from imbot_app.outbound import blocks
 from imbot_app.outbound.calls import OutgoingCall, PendingSender, Sender
-from imbot_app.protocol import methods_for
-
-#: How replies are spelled: v1 for every bot until bots declare their API version.
-methods = methods_for("v1")
+from imbot_app.protocol import api_of_event, replies_for
 
 logger = logging.getLogger("imbot_app.context")
 
@@ -141,6 +141,16 @@ class _ChatReplies:
     def _bot_id(self) -> int | None:
         return self.bot.bot_id if self.bot is not None else None
 
+    @property
+    def _methods(self) -> Any:
+        """The bot's API version's reply calls: its row says, or the event's name (a bot only
+        ever receives events in the version it was registered with)."""
+        assert isinstance(self, EventContext)
+        v2 = (self.bot is not None and self.bot.api == "v2") or (
+            api_of_event(self.event_name) == "v2"
+        )
+        return replies_for("v2" if v2 else "v1")
+
     def _out(self, call: tuple[str, dict[str, Any]]) -> Any:
         assert isinstance(self, EventContext)
         method, params = call
@@ -155,7 +165,9 @@ class _ChatReplies:
         ...).  Returns the new message's id (the message is stored with direction "out").
         """
         extras = _extras(keyboard, attach, params)
-        return self._out(methods.send_message(self._bot_id, self.chat.dialog_id, text, extras))
+        return self._out(
+            self._methods.send_message(self._bot_id, self.chat.dialog_id, text, extras)
+        )
 
     def _update_target(self) -> int | None:
         return None
@@ -178,15 +190,35 @@ class _ChatReplies:
         if target is None:
             raise ValueError("update() needs the message_id of a message the bot wrote")
         extras = _extras(keyboard, attach, params)
-        return self._out(methods.update_message(self._bot_id, target, text, extras))
+        return self._out(self._methods.update_message(self._bot_id, target, text, extras))
 
     def delete(self, message_id: int) -> Any:
         """Delete a message the bot wrote (``imbot.message.delete``)."""
-        return self._out(methods.delete_message(self._bot_id, message_id))
+        return self._out(self._methods.delete_message(self._bot_id, message_id))
+
+    def send_file(self, name: str, content: bytes, text: str = "") -> Any:
+        """Post a file to the chat (``File.upload``, Chatbots 2.0 bots only), with an optional
+        ``text``; returns the id of the message carrying it (stored like a reply)."""
+        build = self._v2_only("upload_file", "file helpers")
+        encoded = base64.b64encode(content).decode("ascii")
+        return self._out(build(self._bot_id, self.chat.dialog_id, name, encoded, text))
+
+    def file_url(self, file_id: int) -> str | None:
+        """A one-time download URL of a file in the chat (``File.download``; v2 bots only),
+        e.g. of ``message.files[0].id``; ``None`` with a sender that does not call."""
+        build = self._v2_only("download_file", "file helpers")
+        url: str | None = self._methods.download_url(self._out(build(self._bot_id, file_id)))
+        return url
+
+    def _v2_only(self, name: str, what: str) -> Any:
+        build = getattr(self._methods, name, None)
+        if build is None:
+            raise ValueError(f'{what} need a Chatbots 2.0 bot (api="v2"); v1 has none')
+        return build
 
     def send_typing(self) -> Any:
         """Show "the bot is typing..." in the chat (``imbot.chat.sendTyping``)."""
-        return self._out(methods.send_typing(self._bot_id, self.chat.dialog_id))
+        return self._out(self._methods.send_typing(self._bot_id, self.chat.dialog_id))
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -215,6 +247,19 @@ class MessageContext(_ChatReplies, EventContext):
     @property
     def chat_type(self) -> str:
         return self.chat.type
+
+    def react(self, reaction: str = "like") -> Any:
+        """Put a reaction (``like`` ...) on this message: Chatbots 2.0 bots only."""
+        return self._out(self._reaction("add_reaction", reaction))
+
+    def unreact(self, reaction: str = "like") -> Any:
+        """Take the bot's reaction off this message: Chatbots 2.0 bots only."""
+        return self._out(self._reaction("delete_reaction", reaction))
+
+    def _reaction(self, name: str, reaction: str) -> tuple[str, dict[str, Any]]:
+        build = self._v2_only(name, "reactions")
+        call: tuple[str, dict[str, Any]] = build(self._bot_id, self.message_id, reaction)
+        return call
 
     @property
     def is_private(self) -> bool:
@@ -254,7 +299,14 @@ class CommandContext(_ChatReplies, EventContext):
         ``imbot.command.answer`` parameters.  Returns the answer's message id.
         """
         extras = _extras(keyboard, attach, params)
-        method, payload = methods.answer_command(self.command_id, self.message_id, text, extras)
+        method, payload = self._methods.answer_command(
+            self.command_id,
+            self.message_id,
+            text,
+            extras,
+            bot_id=self._bot_id,
+            dialog_id=self.chat.dialog_id,
+        )
         return self._send(method, payload, self.bot, self.chat)
 
     def _update_target(self) -> int | None:

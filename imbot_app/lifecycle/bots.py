@@ -54,6 +54,7 @@ __all__ = [
     "declared_bots",
     "handler_url",
     "install_url",
+    "needs_public_url",
     "public_url_problem",
     "registry",
 ]
@@ -135,6 +136,12 @@ def declared_bots() -> tuple[BotSpec, ...]:
 
 
 # --------------------------------------------------------------------------- handler URL
+
+
+def needs_public_url(specs: Sequence[BotSpec]) -> bool:
+    """Whether registering ``specs`` needs IMBOT_PUBLIC_URL: v1 bots and webhook-mode v2 bots
+    get their events there; fetch-mode v2 bots pull theirs and need no public address."""
+    return any(spec.api != "v2" or spec.event_mode == "webhook" for spec in specs)
 
 
 def public_url_problem(value: Any) -> str | None:

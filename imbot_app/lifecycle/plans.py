@@ -44,9 +44,7 @@ from imbot_app.lifecycle.bots import declared_bots, handler_url
 from imbot_app.lifecycle.specs import BotSpec, CommandSpec
 from imbot_app.models import Bot, Command, Credential, Portal
 from imbot_app.outbound.webhook import webhook_config
-from imbot_app.protocol import methods_for
-
-v1_methods = methods_for("v1")
+from imbot_app.protocol import registration_for
 
 __all__ = [
     "Action",
@@ -78,10 +76,10 @@ class Step(enum.StrEnum):
     BIND_EVENT = "bind event"
 
 
-#: The Bitrix24 methods each step calls, in order (v1's; see protocol.v1.methods).
-STEP_METHODS: dict[Step, tuple[str, ...]] = {
-    Step(step): methods for step, methods in v1_methods.STEP_METHODS.items()
-}
+def step_methods(step: Step, api: str = "v1") -> tuple[str, ...]:
+    """The Bitrix24 methods ``step`` calls, in order, for a bot of API ``api``."""
+    methods: tuple[str, ...] = registration_for(api).STEP_METHODS[str(step)]
+    return methods
 
 
 class Status(enum.StrEnum):
@@ -109,8 +107,15 @@ class Action:
     outcome: str = ""
 
     @property
+    def api(self) -> str:
+        """The API version of the action's bot (``"v1"`` for application events)."""
+        if self.spec is not None:
+            return self.spec.api
+        return self.bot_row.api if self.bot_row is not None else "v1"
+
+    @property
     def methods(self) -> tuple[str, ...]:
-        return STEP_METHODS[self.step]
+        return step_methods(self.step, self.api)
 
     def describe(self) -> str:
         return " ".join(part for part in (str(self.step), self.bot, self.target) if part)
@@ -159,11 +164,11 @@ def _digest(value: Any) -> str:
 
 def bot_fingerprint(spec: BotSpec, url: str) -> str:
     """Changes when anything imbot.update would send changes (TYPE and OPENLINE cannot)."""
-    return _digest(v1_methods.bot_fields(spec, url))
+    return _digest(registration_for(spec.api).bot_fields(spec, url))
 
 
-def command_fingerprint(command: CommandSpec, url: str) -> str:
-    return _digest(v1_methods.command_fields(command, url))
+def command_fingerprint(command: CommandSpec, url: str, api: str = "v1") -> str:
+    return _digest(registration_for(api).command_fields(command, url))
 
 
 # --------------------------------------------------------------------------- planning
@@ -232,6 +237,9 @@ def plan_sync(
                 for command in spec.command_specs
             )
             continue
+        if row.api != spec.api:
+            plan.notes.append(_api_changed(spec, row))
+            continue
         _plan_bot(plan, spec, row, force)
         _plan_commands(plan, spec, row, commands.get(row.pk, {}), force)
     declared = {spec.code for spec in specs}
@@ -242,7 +250,12 @@ def plan_sync(
                 f"(manage.py imbot_unregister --bot {code} removes it and its private chats)"
             )
     # Application events (install, update, uninstall) exist only for OAuth applications.
-    for event in [] if portal.webhook else _events_to_bind():
+    if not url and not portal.webhook and _events_to_bind():
+        plan.notes.append(
+            "application events are not bound: IMBOT_PUBLIC_URL is not set (only fetch-mode "
+            "Chatbots 2.0 bots are declared, which need none)"
+        )
+    for event in [] if portal.webhook or not url else _events_to_bind():
         bound = portal.bound_events.get(event) if isinstance(portal.bound_events, dict) else None
         if force or bound != url:
             reasons = {url: "forced", None: "new", "": "new"}
@@ -251,6 +264,17 @@ def plan_sync(
         else:
             plan.unchanged.append(("", event))
     return plan
+
+
+def _api_changed(spec: BotSpec, row: Bot) -> str:
+    """Bitrix24 never moves a bot to another API version: a v2 registration is a new bot."""
+    return (
+        f"bot {spec.code} (#{row.bot_id}) is registered with API {row.api} but declared with "
+        f"api={spec.api!r}: a bot keeps the API it was registered with (a Chatbots 2.0 "
+        "registration is a new bot); it is left as it is. Declare the new bot under a new code, "
+        f"or unregister this one first (manage.py imbot_unregister --bot {spec.code}, which "
+        "deletes its private chats)"
+    )
 
 
 def _plan_bot(plan: Plan, spec: BotSpec, row: Bot, force: bool) -> None:
@@ -290,10 +314,11 @@ def _plan_commands(
             bot_row=bot,
             command_row=row,
         )
-        fingerprint = command_fingerprint(command, plan.url)
+        fingerprint = command_fingerprint(command, plan.url, spec.api)
+        replace = not registration_for(spec.api).UPDATE_CHANGES_COMMON
         if row is None:
             action.reason = "new"
-        elif row.common is not None and row.common != command.common:
+        elif replace and row.common is not None and row.common != command.common:
             action.step = Step.REPLACE_COMMAND
             action.reason = "COMMON changed (imbot.command.update cannot change it)"
         elif row.spec_hash != fingerprint or force:

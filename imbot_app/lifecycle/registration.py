@@ -8,6 +8,12 @@ Bitrix24 step by step and a run that stops half-way is finished by the next one.
 ``manage.py imbot_register`` share; it also records the outcome on the portal
 (``registered_at``, or ``registration_error``).  The first failing call stops the portal's
 run; the actions after it are reported as skipped.
+
+Each action is spelled by its bot's API version (``protocol.registration_for``): a v1 bot's by
+``imbot.register`` ..., a Chatbots 2.0 bot's by ``imbot.v2.Bot.register`` ..., on one portal in
+one run.  A v2 bot on an inbound-webhook portal names itself with its ``botToken``
+(:mod:`imbot_app.lifecycle.bot_rows`); a v2 error is reported with what it means
+(``protocol.explain``).
 """
 
 from __future__ import annotations
@@ -16,11 +22,18 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from imbot_app import errors
-from imbot_app.lifecycle.bots import declared_bots, handler_url
+from imbot_app.conf import imbot_settings
+from imbot_app.lifecycle.bot_rows import (
+    as_id,
+    bot_token_for,
+    forget_bot,
+    needs_bot_token,
+    store_bot,
+)
+from imbot_app.lifecycle.bots import declared_bots, handler_url, needs_public_url
 from imbot_app.lifecycle.plans import (
     Action,
     Plan,
@@ -37,23 +50,12 @@ from imbot_app.lifecycle.specs import BotSpec
 from imbot_app.logsafe import safe, safe_text
 from imbot_app.models import Bot, Command, Portal
 from imbot_app.outbound.rest import RestClient
-from imbot_app.protocol import methods_for
+from imbot_app.protocol import explain, registration_for
 
-v1_methods = methods_for("v1")
+v1_methods = registration_for("v1")
 logger = logging.getLogger("imbot_app.registration")
 
 __all__ = ["apply", "sync_portal", "unregister_portal"]
-
-
-def _as_id(result: Any, method: str) -> int:
-    if isinstance(result, bool) or not isinstance(result, int | str):
-        raise errors.BitrixError("INVALID_RESULT", f"expected an id, got {result!r}", method=method)
-    try:
-        return int(result)
-    except ValueError:
-        raise errors.BitrixError(
-            "INVALID_RESULT", f"expected an id, got {result!r}", method=method
-        ) from None
 
 
 class _Runner:
@@ -85,12 +87,23 @@ class _Runner:
                 return  # the rest is planned again
             except errors.ImbotError as exc:
                 action.status = Status.FAILED
-                action.outcome = str(exc)
-                self.plan.error = f"{action.describe()}: {exc}"
+                action.outcome = self._explained(action, exc)
+                self.plan.error = f"{action.describe()}: {action.outcome}"
                 logger.warning("portal %s: %s", safe(str(self.portal)), safe_text(self.plan.error))
                 stopped = True
             else:
                 action.status = Status.DONE
+
+    @staticmethod
+    def _explained(action: Action, exc: errors.ImbotError) -> str:
+        """A Chatbots 2.0 error with what it means; v1's as Bitrix24 worded it."""
+        if action.api == "v2" and isinstance(exc, errors.BitrixError):
+            where = f"{exc.method}: " if exc.method else ""
+            return where + explain(exc.error, exc.description)
+        return str(exc)
+
+    def _token(self, row: Bot | None) -> str:
+        return row.bot_token if row is not None and needs_bot_token(self.portal, row.api) else ""
 
     def _do(self, action: Action) -> str:
         handlers = {
@@ -110,53 +123,35 @@ class _Runner:
     def _register_bot(self, action: Action) -> str:
         spec = action.spec
         assert spec is not None
-        url = self.plan.url
-        result = method, params = v1_methods.register_bot(spec, url)
+        url, steps = self.plan.url, registration_for(spec.api)
+        token = (
+            bot_token_for(self.portal, spec.code) if needs_bot_token(self.portal, spec.api) else ""
+        )
+        method, params = steps.register_bot(spec, url, bot_token=token)
         result = self.client.call(method, params)
-        bot_id = _as_id(result, method)
-        row = self._store_bot(spec, bot_id)
+        bot_id = as_id(steps.id_of(result, "bot"), method)
+        row = self.bots[spec.code] = store_bot(self.portal, spec, bot_id, token)
         # The whole declaration again: binds the update/delete handlers imbot.register ignores
-        # for plain bots, and updates a bot Bitrix24 already had under this code.
-        self.client.call(*v1_methods.update_bot(bot_id, spec, url))
+        # for plain bots, and updates a bot Bitrix24 already had under this code (v2's
+        # Bot.register answers an existing bot without updating it).
+        self.client.call(*steps.update_bot(bot_id, spec, url, bot_token=token))
         Bot.objects.filter(pk=row.pk).update(spec_hash=bot_fingerprint(spec, url))
         return f"BOT_ID {bot_id}"
 
-    def _store_bot(self, spec: BotSpec, bot_id: int) -> Bot:
-        now = timezone.now()
-        with transaction.atomic():
-            # Bitrix24 drops a bot's commands with the bot: those of the code's other rows, and
-            # of this id's row if it was deleted, are gone.
-            others = Bot.objects.filter(portal=self.portal, code=spec.code).exclude(bot_id=bot_id)
-            deleted = Bot.objects.filter(
-                portal=self.portal, bot_id=bot_id, deleted_at__isnull=False
-            )
-            for bots in (others, deleted):
-                Command.objects.filter(bot__in=bots, deleted_at__isnull=True).update(deleted_at=now)
-            others.filter(deleted_at__isnull=True).update(deleted_at=now)
-            row, _ = Bot.objects.update_or_create(
-                portal=self.portal,
-                bot_id=bot_id,
-                defaults={
-                    "code": spec.code,
-                    "name": spec.display_name[:255],
-                    "type": spec.type,
-                    "openline": spec.openline,
-                    "spec_hash": "",
-                    "registered_at": now,
-                    "deleted_at": None,
-                },
-            )
-        self.bots[spec.code] = row
-        return row
-
     def _update_or_stale(
-        self, call: tuple[str, dict[str, Any]], kind: str, row_id: int, forget: Callable[[], object]
+        self,
+        call: tuple[str, dict[str, Any]],
+        kind: str,
+        row_id: int,
+        forget: Callable[[], object],
+        api: str,
     ) -> None:
         """Make an update call; when Bitrix24 says the bot or command is gone, forget it, re-plan.
 
         Bots and commands go stale the same way (deleted on the portal behind our back).
         """
-        gone = {"bot": v1_methods.BOT_GONE, "command": v1_methods.COMMAND_GONE}[kind]
+        steps = registration_for(api)
+        gone = {"bot": steps.BOT_GONE, "command": steps.COMMAND_GONE}[kind]
         try:
             self.client.call(*call)
         except errors.BitrixError as exc:
@@ -170,8 +165,9 @@ class _Runner:
     def _update_bot(self, action: Action) -> str:
         spec, row = action.spec, action.bot_row
         assert spec is not None and row is not None
-        call = v1_methods.update_bot(row.bot_id, spec, self.plan.url)
-        self._update_or_stale(call, "bot", row.bot_id, lambda: self._forget_bot(row))
+        steps = registration_for(row.api)
+        call = steps.update_bot(row.bot_id, spec, self.plan.url, bot_token=self._token(row))
+        self._update_or_stale(call, "bot", row.bot_id, lambda: forget_bot(row), row.api)
         values: dict[str, Any] = {
             "name": spec.display_name[:255],
             "spec_hash": bot_fingerprint(spec, self.plan.url),
@@ -186,20 +182,15 @@ class _Runner:
         row = action.bot_row
         assert row is not None
         outcome = f"BOT_ID {row.bot_id}"
+        steps = registration_for(row.api)
         try:
-            self.client.call(*v1_methods.unregister_bot(row.bot_id))
+            self.client.call(*steps.unregister_bot(row.bot_id, bot_token=self._token(row)))
         except errors.BitrixError as exc:
-            if exc.error != v1_methods.BOT_GONE:
+            if exc.error != steps.BOT_GONE:
                 raise
             outcome += " was already gone"
-        self._forget_bot(row)
+        forget_bot(row)
         return outcome
-
-    def _forget_bot(self, row: Bot) -> None:
-        now = timezone.now()
-        with transaction.atomic():
-            Command.objects.filter(bot=row, deleted_at__isnull=True).update(deleted_at=now)
-            Bot.objects.filter(pk=row.pk).update(deleted_at=now)
 
     # ---------------------------------------------------------------- commands
 
@@ -213,15 +204,19 @@ class _Runner:
         command = action.command
         assert command is not None
         bot = self._bot_for(action)
-        method, params = v1_methods.register_command(bot.bot_id, command, self.plan.url)
+        steps, token, url = registration_for(bot.api), self._token(bot), self.plan.url
+        method, params = steps.register_command(bot.bot_id, command, url, bot_token=token)
         result = self.client.call(method, params)
-        command_id = _as_id(result, method)
-        fingerprint = command_fingerprint(command, self.plan.url)
+        command_id = as_id(steps.id_of(result, "command"), method)
+        fingerprint = command_fingerprint(command, url, bot.api)
         known = Command.objects.filter(portal=self.portal, command_id=command_id).exists()
         if known:
             # Bitrix24 answered the id of a command it already had (registered by an earlier
             # run, since forgotten here): send the declaration, which it did not apply.
-            self.client.call(*v1_methods.update_command(command_id, command, self.plan.url))
+            call = steps.update_command(
+                command_id, command, url, bot_id=bot.bot_id, bot_token=token
+            )
+            self.client.call(*call)
         Command.objects.update_or_create(
             portal=self.portal,
             command_id=command_id,
@@ -240,26 +235,34 @@ class _Runner:
     def _update_command(self, action: Action) -> str:
         command, row = action.command, action.command_row
         assert command is not None and row is not None
-        call = v1_methods.update_command(row.command_id, command, self.plan.url)
+        bot = self._bot_for(action)
+        call = registration_for(bot.api).update_command(
+            row.command_id, command, self.plan.url, bot_id=bot.bot_id, bot_token=self._token(bot)
+        )
 
         def forget() -> None:
             Command.objects.filter(pk=row.pk).update(deleted_at=timezone.now())
 
-        self._update_or_stale(call, "command", row.command_id, forget)
+        self._update_or_stale(call, "command", row.command_id, forget, bot.api)
         Command.objects.filter(pk=row.pk).update(
             title=command.main_title[:255],
-            spec_hash=command_fingerprint(command, self.plan.url),
+            common=command.common,
+            spec_hash=command_fingerprint(command, self.plan.url, bot.api),
             registered_at=timezone.now(),
         )
         return f"COMMAND_ID {row.command_id}"
 
-    def _unregister_command_row(self, row: Command) -> bool:
+    def _unregister_command_row(self, row: Command, bot: Bot) -> bool:
         """Unregister ``row`` and mark it deleted; False if Bitrix24 had already dropped it."""
         gone = False
+        steps = registration_for(bot.api)
+        call = steps.unregister_command(
+            row.command_id, bot_id=bot.bot_id, bot_token=self._token(bot)
+        )
         try:
-            self.client.call(*v1_methods.unregister_command(row.command_id))
+            self.client.call(*call)
         except errors.BitrixError as exc:
-            if exc.error != v1_methods.COMMAND_GONE:
+            if exc.error != steps.COMMAND_GONE:
                 raise
             gone = True
         Command.objects.filter(pk=row.pk).update(deleted_at=timezone.now())
@@ -268,13 +271,13 @@ class _Runner:
     def _replace_command(self, action: Action) -> str:
         row = action.command_row
         assert row is not None
-        self._unregister_command_row(row)
+        self._unregister_command_row(row, self._bot_for(action))
         return f"COMMAND_ID {row.command_id} -> " + self._register_command(action).split()[-1]
 
     def _unregister_command(self, action: Action) -> str:
         row = action.command_row
         assert row is not None
-        if self._unregister_command_row(row):
+        if self._unregister_command_row(row, self._bot_for(action)):
             return f"COMMAND_ID {row.command_id}"
         return f"COMMAND_ID {row.command_id} was already gone"
 
@@ -342,8 +345,8 @@ def sync_portal(
     not raised.  A missing or unusable ``IMBOT_PUBLIC_URL`` or an invalid declaration raise
     :class:`~django.core.exceptions.ImproperlyConfigured`: no portal can be registered then.
     """
-    url = handler_url()
     specs = declared_bots() if specs is None else tuple(specs)
+    url = handler_url() if needs_public_url(specs) or imbot_settings.PUBLIC_URL else ""
     plan = plan_sync(portal, specs, url=url, force=force)
     plan.dry_run = dry_run
     try:

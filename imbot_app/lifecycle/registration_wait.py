@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 
 from imbot_app.conf import imbot_settings
-from imbot_app.lifecycle.bots import public_url_problem
+from imbot_app.lifecycle.bots import declared_bots, needs_public_url, public_url_problem
+from imbot_app.lifecycle.specs import DeclarationError
 from imbot_app.models import Portal
 
 logger = logging.getLogger("imbot_app.registration")
@@ -23,10 +24,16 @@ WAITING = "waiting for IMBOT_PUBLIC_URL"
 
 
 def wait_for_public_url(portal: Portal) -> bool:
-    """True (and the waiting state recorded on ``portal``) if IMBOT_PUBLIC_URL is unusable."""
+    """True (and the waiting state recorded on ``portal``) if IMBOT_PUBLIC_URL is unusable
+    and a declared bot needs it (fetch-mode Chatbots 2.0 bots do not)."""
     problem = public_url_problem(imbot_settings.PUBLIC_URL)
     if problem is None:
         return False
+    try:
+        if not needs_public_url(declared_bots()):
+            return False
+    except DeclarationError:
+        pass  # registration reports it; waiting is what the missing URL alone would mean
     message = f"{WAITING}: {problem}. Set it, then run `manage.py imbot_register`."
     Portal.objects.filter(pk=portal.pk).update(registration_error=message)
     portal.registration_error = message

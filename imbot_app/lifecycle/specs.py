@@ -21,7 +21,22 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T", bound="DataclassInstance")
 
-__all__ = ["BOT_TYPES", "COLORS", "BotSpec", "CommandSpec", "DeclarationError"]
+__all__ = [
+    "APIS",
+    "BOT_TYPES",
+    "COLORS",
+    "EVENT_MODES",
+    "BotSpec",
+    "CommandSpec",
+    "DeclarationError",
+]
+
+#: The chat-bot APIs a bot can be registered with: v1 (``imbot.*``) or Chatbots 2.0.
+APIS = ("v1", "v2")
+#: How a Chatbots 2.0 bot receives its events: pulled with Event.get, or POSTed to us.
+EVENT_MODES = ("fetch", "webhook")
+#: imbot.register TYPE letters Chatbots 2.0 has a type for (H, "human-like", has none).
+V2_TYPES = frozenset({"B", "O", "S"})
 
 #: imbot.register's TYPE letters.
 BOT_TYPES = {
@@ -206,6 +221,12 @@ class BotSpec:
     for type O).  ``message_edits``: also receive ONIMBOTMESSAGEUPDATE / ONIMBOTMESSAGEDELETE,
     so the stored history follows edits and deletions.  TYPE and OPENLINE cannot change once
     a bot is registered (only by unregistering it, which deletes its private chats).
+
+    ``api`` is the chat-bot API the bot is registered with: ``"v1"`` (the default, so bots
+    declared before Chatbots 2.0 keep working) or ``"v2"``.  A v2 bot's ``event_mode`` is
+    ``"fetch"`` (the default: the worker pulls its events, no public address needed) or
+    ``"webhook"`` (Bitrix24 POSTs them to IMBOT_PUBLIC_URL); a v1 bot has none.  Bitrix24 never
+    turns a v1 bot into a v2 one: a v2 registration is a new bot (docs/chatbots-v2.md).
     """
 
     code: str
@@ -218,6 +239,8 @@ class BotSpec:
     properties: Mapping[str, str] = field(default_factory=dict)
     message_edits: bool = True
     commands: Sequence[CommandSpec | Mapping[str, Any]] = ()
+    api: str = "v1"
+    event_mode: str = ""
 
     def __post_init__(self) -> None:
         code = self.code.strip() if isinstance(self.code, str) else ""
@@ -247,12 +270,45 @@ class BotSpec:
         _flag(self.message_edits, f"{what} message_edits")
         properties = self._checked_properties(what)
         commands = self._checked_commands(what)
+        api, event_mode = self._checked_api(what, bot_type)
+        object.__setattr__(self, "api", api)
+        object.__setattr__(self, "event_mode", event_mode)
         object.__setattr__(self, "code", code)
         object.__setattr__(self, "type", bot_type)
         object.__setattr__(self, "color", color)
         object.__setattr__(self, "openline", self.openline or bot_type == "O")
         object.__setattr__(self, "properties", MappingProxyType(properties))
         object.__setattr__(self, "commands", commands)
+
+    def _checked_api(self, what: str, bot_type: str) -> tuple[str, str]:
+        """``(api, event_mode)``, checked: a v1 bot has none, a v2 one defaults to fetch."""
+        if not isinstance(self.api, str) or self.api.strip().lower() not in APIS:
+            raise DeclarationError(
+                f"{what}: api {self.api!r} is not one of {', '.join(APIS)} "
+                "(v1: imbot.* methods; v2: Chatbots 2.0, imbot.v2.*)"
+            )
+        api = self.api.strip().lower()
+        if not isinstance(self.event_mode, str):
+            raise DeclarationError(f"{what} event_mode must be a string")
+        mode = self.event_mode.strip().lower()
+        if api == "v1":
+            if mode:
+                raise DeclarationError(
+                    f"{what}: event_mode is for Chatbots 2.0 bots; a v1 bot always receives its "
+                    'events at IMBOT_PUBLIC_URL (declare api="v2" for fetch or webhook mode)'
+                )
+            return api, ""
+        mode = mode or "fetch"
+        if mode not in EVENT_MODES:
+            raise DeclarationError(
+                f"{what}: event_mode {self.event_mode!r} is not one of {', '.join(EVENT_MODES)}"
+            )
+        if bot_type not in V2_TYPES:
+            raise DeclarationError(
+                f"{what}: Chatbots 2.0 has no type {bot_type} ({BOT_TYPES[bot_type]}); use "
+                + ", ".join(sorted(V2_TYPES))
+            )
+        return api, mode
 
     def _checked_properties(self, what: str) -> dict[str, str]:
         if not isinstance(self.properties, Mapping):

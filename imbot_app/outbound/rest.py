@@ -178,8 +178,12 @@ class RestClient:
         return config
 
     def _with_client_id(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Webhook mode: imbot methods must name the CLIENT_ID the bot was registered with."""
-        if self.portal.webhook and method.startswith("imbot."):
+        """Webhook mode: v1 imbot methods must name the CLIENT_ID the bot was registered with.
+
+        Chatbots 2.0 methods name the bot with its botToken instead (added by their callers).
+        """
+        v1 = method.startswith("imbot.") and not method.startswith("imbot.v2.")
+        if self.portal.webhook and v1:
             config = self._webhook()
             assert config is not None
             return {**params, "CLIENT_ID": config.client_id}

@@ -16,48 +16,67 @@ from django.utils import timezone
 
 from imbot_app.models import Bot, Chat, ChatUser, Message, Portal
 from imbot_app.outbound.rest import RestClient
-from imbot_app.protocol import methods_for
+from imbot_app.protocol import (
+    Deleted,
+    Edited,
+    Written,
+    calls_as_bot,
+    outcome_of,
+    with_bot_token,
+)
 
 if TYPE_CHECKING:
     from imbot_app.outbound.calls import OutgoingCall
 
-#: How the calls that write, edit and delete messages are named (v1 until bots declare).
-methods = methods_for("v1")
-
 
 class RestSender:
-    """Calls Bitrix24 as the bot and records outgoing messages."""
+    """Calls Bitrix24 as the bot and records outgoing messages.
+
+    Which call wrote, edited or deleted a message, and where its id is in the result, is the
+    call's protocol adapter's to say (``protocol.outcome_of``), so a v1 bot's
+    ``imbot.message.add`` and a Chatbots 2.0 bot's ``Chat.Message.send`` are stored alike.  A
+    v2 bot registered through an inbound webhook names itself with its sealed ``botToken``:
+    added here, at the last moment, so it is in no ``OutgoingCall`` a log or a test sender sees.
+    """
 
     def send(self, call: OutgoingCall) -> Any:
-        result = RestClient(call.portal, user_id=call.bot_id).call(call.method, call.params)
-        if call.method in methods.WRITES_MESSAGE and _is_id(result):
-            record_outgoing(call, int(result))
-        elif call.method == methods.UPDATES_MESSAGE and result:
+        params = with_bot_token(call.method, call.params, _bot_token(call))
+        user_id = call.bot_id if calls_as_bot(call.method) else None
+        result = RestClient(call.portal, user_id=user_id).call(call.method, params)
+        done = outcome_of(call.method, call.params, result)
+        if isinstance(done, Written):
+            record_outgoing(call, done.message_id, text=done.text, dialog_id=done.dialog_id)
+            # reply() returns the new message's id, whatever shape the version answers in (v2:
+            # {"id": ..., "uuidMap": {}}), so a handler's update(message_id=...) serves both.
+            return done.message_id
+        elif isinstance(done, Edited):
             Message.objects.filter(
-                portal=call.portal,
-                message_id=int(call.params["MESSAGE_ID"]),
-                direction=Message.Direction.OUT,
-            ).update(
-                text=str(call.params.get("MESSAGE", "")),
-                text_original=str(call.params.get("MESSAGE", "")),
-                edited_at=timezone.now(),
+                portal=call.portal, message_id=done.message_id, direction=Message.Direction.OUT
+            ).update(text=done.text, text_original=done.text, edited_at=timezone.now())
+        elif isinstance(done, Deleted):
+            Message.objects.filter(portal=call.portal, message_id=done.message_id).update(
+                deleted_at=timezone.now()
             )
-        elif call.method == methods.DELETES_MESSAGE and result:
-            Message.objects.filter(
-                portal=call.portal, message_id=int(call.params["MESSAGE_ID"])
-            ).update(deleted_at=timezone.now())
         return result
 
 
-def _is_id(value: Any) -> bool:
-    return isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+def _bot_token(call: OutgoingCall) -> str:
+    """The bot's botToken on an inbound-webhook portal ("" elsewhere, and for v1 bots)."""
+    if not call.portal.webhook or call.bot_id is None:
+        return ""
+    bot = Bot.objects.filter(portal=call.portal, bot_id=call.bot_id, api="v2").first()
+    return bot.bot_token if bot is not None else ""
 
 
-def record_outgoing(call: OutgoingCall, message_id: int) -> Message:
+def record_outgoing(
+    call: OutgoingCall, message_id: int, *, text: str | None = None, dialog_id: str | None = None
+) -> Message:
     """Store a message the bot wrote (its author is the bot's own ChatUser)."""
     portal = call.portal
     bot = Bot.objects.filter(portal=portal, bot_id=call.bot_id).first() if call.bot_id else None
-    chat = call.chat or _chat_for(portal, str(call.params.get("DIALOG_ID", "")), bot)
+    if dialog_id is None:
+        dialog_id = str(call.params.get("DIALOG_ID", ""))
+    chat = call.chat or _chat_for(portal, dialog_id, bot)
     author = None
     if call.bot_id is not None:
         author, _ = ChatUser.objects.get_or_create(
@@ -65,7 +84,8 @@ def record_outgoing(call: OutgoingCall, message_id: int) -> Message:
             user_id=call.bot_id,
             defaults={"is_bot": True, "name": bot.code if bot else ""},
         )
-    text = str(call.params.get("MESSAGE", ""))
+    if text is None:
+        text = str(call.params.get("MESSAGE", ""))
     message, _ = Message.objects.update_or_create(
         portal=portal,
         message_id=message_id,

@@ -23,25 +23,41 @@ from types import ModuleType
 from typing import Any
 
 from imbot_app import events as ev
+from imbot_app.protocol.outcomes import Deleted, Edited, Outcome, Written
 from imbot_app.protocol.v1 import events as v1_events
 from imbot_app.protocol.v1 import methods as v1_methods
+from imbot_app.protocol.v2 import advice as v2_advice
 from imbot_app.protocol.v2 import events as v2_events
 from imbot_app.protocol.v2 import methods as v2_methods
+from imbot_app.protocol.v2 import registration as v2_registration
+from imbot_app.protocol.v2 import replies as v2_replies
 from imbot_app.protocol.v2 import schedule as fetch_schedule
 
 __all__ = [
+    "APIS",
     "EVENT_CLASSES",
     "KNOWN_EVENTS",
+    "MAX_BOT_TOKEN",
+    "Deleted",
+    "Edited",
+    "Outcome",
+    "Written",
     "adapter_for_event",
     "api_of_event",
+    "calls_as_bot",
     "dedup_for",
     "event_class_for",
+    "explain",
     "fetch_schedule",
     "methods_for",
+    "outcome_of",
     "parse_envelope",
     "parse_event",
+    "registration_for",
+    "replies_for",
     "v2_events",
     "v2_methods",
+    "with_bot_token",
 ]
 
 #: The typed class each known event name parses to, any version: the signals' ``sender``, so
@@ -85,6 +101,67 @@ def methods_for(api: str = "v1") -> ModuleType:
     if api == "v2":
         return v2_methods
     raise ValueError(f"unknown chat-bot API version {api!r}")
+
+
+#: The chat-bot API versions a bot can be declared and registered with.
+APIS = ("v1", "v2")
+#: The longest botToken Chatbots 2.0 accepts.
+MAX_BOT_TOKEN = v2_methods.MAX_BOT_TOKEN
+
+
+def replies_for(api: str = "v1") -> ModuleType:
+    """What the handler contexts' reply helpers call, for a bot of API ``api``.
+
+    Both modules offer ``send_message(bot_id, dialog_id, text, extras)``, ``update_message``,
+    ``delete_message``, ``send_typing`` and ``answer_command`` with the same arguments.
+    """
+    return v2_replies if api == "v2" else _known(api, v1_methods)
+
+
+def registration_for(api: str = "v1") -> ModuleType:
+    """The registration steps (``register_bot(spec, url, ...)`` ...) of API ``api``."""
+    return v2_registration if api == "v2" else _known(api, v1_methods)
+
+
+def _known(api: str, module: ModuleType) -> ModuleType:
+    if api != "v1":
+        raise ValueError(f"unknown chat-bot API version {api!r}")
+    return module
+
+
+def _api_of_method(method: str) -> str:
+    return "v2" if method.startswith(v2_methods.PREFIX) else "v1"
+
+
+def outcome_of(method: str, params: dict[str, Any], result: Any) -> Outcome | None:
+    """What a reply call did to the chat (a message written, edited, deleted), any version."""
+    module = v2_replies if _api_of_method(method) == "v2" else v1_methods
+    found: Outcome | None = module.outcome(method, params, result)
+    return found
+
+
+def calls_as_bot(method: str) -> bool:
+    """Whether ``method`` is made with the bot's own tokens (those its events brought).
+
+    v1 replies are; Chatbots 2.0 calls are made with the application's tokens (the
+    installer's): the bot belongs to the application, and a fetch-mode bot's events carry no
+    tokens at all.
+    """
+    return _api_of_method(method) == "v1"
+
+
+def with_bot_token(method: str, params: dict[str, Any], token: str) -> dict[str, Any]:
+    """``params`` as sent for a bot with ``token`` (v2 calls on inbound-webhook portals)."""
+    if not token or _api_of_method(method) != "v2":
+        return params
+    sent: dict[str, Any] = v2_replies.with_bot_token(method, params, token)
+    return sent
+
+
+def explain(error: str, description: str = "") -> str:
+    """A sentence a person can act on for a Chatbots 2.0 error code."""
+    text: str = v2_advice.explain(error, description)
+    return text
 
 
 def parse_envelope(payload: dict[str, Any]) -> ev.Envelope:

@@ -112,6 +112,7 @@ class FakeV2(ChatMethods):
         self._commands: dict[tuple[str, int], dict[str, Any]] = {}
         self._messages: dict[tuple[str, int], dict[str, Any]] = {}
         self._reactions: set[tuple[str, int, int, str]] = set()
+        self.files: dict[tuple[str, int], dict[str, Any]] = {}  # uploads: id, name, content
         self._log_ids = itertools.count(1)
 
     def methods(self) -> dict[str, Handler]:
@@ -130,6 +131,8 @@ class FakeV2(ChatMethods):
             "imbot.v2.Chat.Message.Reaction.add": self._owned(self._reaction(add=True)),
             "imbot.v2.Chat.Message.Reaction.delete": self._owned(self._reaction(add=False)),
             "imbot.v2.Chat.InputAction.notify": self._owned(self._input_action),
+            "imbot.v2.File.upload": self._owned(self._file_upload),
+            "imbot.v2.File.download": self._owned(self._file_download),
             "imbot.v2.Event.get": self._owned(self._event_get),
         }
 

@@ -7,6 +7,9 @@ handler gets the portal, the bot the common checks already found, and the call's
 
 from __future__ import annotations
 
+import base64
+import binascii
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +36,7 @@ class ChatMethods:
     _commands: dict[tuple[str, int], dict[str, Any]]
     _messages: dict[tuple[str, int], dict[str, Any]]
     _reactions: set[tuple[str, int, int, str]]
+    files: dict[tuple[str, int], dict[str, Any]]
 
     # ------------------------------------------------------------------ commands
 
@@ -181,6 +185,49 @@ class ChatMethods:
             return 200, {"result": True}
 
         return handle
+
+    # ------------------------------------------------------------------ files
+
+    def _file_upload(self, portal: Any, bot: Any, p: dict[str, Any]) -> Answer:
+        """``File.upload``: the base64 content becomes a file and a message carrying it."""
+        fields = p.get("fields") if isinstance(p.get("fields"), dict) else {}
+        assert isinstance(fields, dict)
+        if not p.get("dialogId"):
+            return _error(400, "DIALOG_ID_REQUIRED", "dialogId is required")
+        if not fields.get("name") or not fields.get("content"):
+            return _error(400, "FILE_EMPTY", "fields.name and fields.content are required")
+        try:
+            content = base64.b64decode(str(fields["content"]), validate=True)
+        except (binascii.Error, ValueError):
+            return _error(400, "FILE_INVALID_CONTENT", "content is not base64")
+        file_id, message_id = self.fake.next_id(), self.fake.next_id()
+        name = str(fields["name"])
+        self.files[(portal.member_id, file_id)] = {"id": file_id, "name": name, "content": content}
+        self._messages[(portal.member_id, message_id)] = {
+            "id": message_id,
+            "authorId": bot.id,
+            "dialogId": str(p["dialogId"]),
+            "text": str(fields.get("message") or ""),
+            "files": [file_id],
+        }
+        extension = name.rsplit(".", 1)[-1] if "." in name else ""
+        file = {"id": file_id, "chatId": 0, "name": name, "extension": extension}
+        return 200, {
+            "result": {
+                "file": {**file, "size": len(content)},
+                "messageId": message_id,
+                "chatId": 0,
+                "dialogId": str(p["dialogId"]),
+            }
+        }
+
+    def _file_download(self, portal: Any, bot: Any, p: dict[str, Any]) -> Answer:
+        """``File.download``: a one-time URL (the fake does not serve it)."""
+        file = self.files.get((portal.member_id, _int(p.get("fileId")) or 0))
+        if file is None:
+            return _error(400, "FILE_NOT_FOUND", "File not found")
+        url = f"{self.fake.url}/download/{file['id']}/{secrets.token_hex(8)}"
+        return 200, {"result": {"downloadUrl": url}}
 
     def _input_action(self, portal: Any, bot: Any, p: dict[str, Any]) -> Answer:
         if not p.get("dialogId"):

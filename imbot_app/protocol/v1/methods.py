@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from imbot_app.protocol.outcomes import Deleted, Edited, Outcome, Written
+
 Call = tuple[str, dict[str, Any]]
 
 #: Calls whose result is the id of a message the bot just wrote.
@@ -21,6 +23,8 @@ DELETES_MESSAGE = "imbot.message.delete"
 #: Errors meaning Bitrix24 no longer knows the bot or command the database holds as live.
 BOT_GONE = "BOT_ID_ERROR"
 COMMAND_GONE = "COMMAND_ID_ERROR"
+#: imbot.command.update cannot change COMMON: the command is unregistered and registered again.
+UPDATE_CHANGES_COMMON = False
 
 #: The methods each registration step calls, in order (keys are the steps' values).
 STEP_METHODS: dict[str, tuple[str, ...]] = {
@@ -93,9 +97,15 @@ def send_typing(bot_id: int | None, dialog_id: str) -> Call:
 
 
 def answer_command(
-    command_id: int, message_id: int | None, text: str, extras: Mapping[str, Any]
+    command_id: int,
+    message_id: int | None,
+    text: str,
+    extras: Mapping[str, Any],
+    *,
+    bot_id: int | None = None,
+    dialog_id: str = "",
 ) -> Call:
-    """Answer a command with its COMMAND_ID and MESSAGE_ID."""
+    """Answer a command with its COMMAND_ID and MESSAGE_ID (v1 needs neither bot nor chat)."""
     params = {"COMMAND_ID": command_id, "MESSAGE_ID": message_id, "MESSAGE": text, **extras}
     return "imbot.command.answer", params
 
@@ -142,19 +152,25 @@ def command_fields(command: CommandDeclaration, url: str) -> dict[str, Any]:
     }
 
 
-def register_bot(spec: BotDeclaration, url: str) -> Call:
+# The registration steps take the keyword arguments Chatbots 2.0's need (``bot_token``,
+# ``bot_id`` of a command's bot), so the runner calls either version alike; v1 needs neither.
+
+
+def register_bot(spec: BotDeclaration, url: str, *, bot_token: str = "") -> Call:
     return "imbot.register", register_params(spec, url)
 
 
-def update_bot(bot_id: int, spec: BotDeclaration, url: str) -> Call:
+def update_bot(bot_id: int, spec: BotDeclaration, url: str, *, bot_token: str = "") -> Call:
     return "imbot.update", {"BOT_ID": bot_id, "FIELDS": bot_fields(spec, url)}
 
 
-def unregister_bot(bot_id: int) -> Call:
+def unregister_bot(bot_id: int, *, bot_token: str = "") -> Call:
     return "imbot.unregister", {"BOT_ID": bot_id}
 
 
-def register_command(bot_id: int, command: CommandDeclaration, url: str) -> Call:
+def register_command(
+    bot_id: int, command: CommandDeclaration, url: str, *, bot_token: str = ""
+) -> Call:
     params = {
         "BOT_ID": bot_id,
         "COMMAND": command.command,
@@ -167,14 +183,21 @@ def register_command(bot_id: int, command: CommandDeclaration, url: str) -> Call
     return "imbot.command.register", params
 
 
-def update_command(command_id: int, command: CommandDeclaration, url: str) -> Call:
+def update_command(
+    command_id: int,
+    command: CommandDeclaration,
+    url: str,
+    *,
+    bot_id: int | None = None,
+    bot_token: str = "",
+) -> Call:
     return "imbot.command.update", {
         "COMMAND_ID": command_id,
         "FIELDS": command_fields(command, url),
     }
 
 
-def unregister_command(command_id: int) -> Call:
+def unregister_command(command_id: int, *, bot_id: int | None = None, bot_token: str = "") -> Call:
     return "imbot.command.unregister", {"COMMAND_ID": command_id}
 
 
@@ -184,3 +207,25 @@ def bind_event(event: str, url: str) -> Call:
 
 def unbind_event(event: str, url: str) -> Call:
     return "event.unbind", {"event": event, "handler": url}
+
+
+def id_of(result: Any, kind: str) -> Any:
+    """v1 answers registrations with the bare id."""
+    return result
+
+
+def outcome(method: str, params: Mapping[str, Any], result: Any) -> Outcome | None:
+    """What a reply call did to the chat (see :mod:`imbot_app.protocol.outcomes`)."""
+    text = str(params.get("MESSAGE", ""))
+    if method in WRITES_MESSAGE:
+        is_id = isinstance(result, int) and not isinstance(result, bool)
+        if is_id or (isinstance(result, str) and result.isdigit()):
+            return Written(int(result), text, str(params.get("DIALOG_ID", "")))
+        return None
+    if not result or params.get("MESSAGE_ID") in (None, ""):
+        return None
+    if method == UPDATES_MESSAGE:
+        return Edited(int(params["MESSAGE_ID"]), text)
+    if method == DELETES_MESSAGE:
+        return Deleted(int(params["MESSAGE_ID"]))
+    return None
