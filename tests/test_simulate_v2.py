@@ -26,10 +26,10 @@ def test_fetch_mode_answers_with_nothing_served_but_the_fake() -> None:
     assert "in fetch mode" in text and "no public address" in text
     assert "-> /echo text (ONIMBOTV2COMMANDADD) queued as event" in text
     assert "Event.get: polled (1 stored" in text
-    assert "<- imbot.command.answer: 'text'" in text
-    assert "<- imbot.command.answer: 'Hi! I am the echo bot." in text
-    assert "<- imbot.message.add: 'Hi! I am the echo bot." in text
-    assert "<- imbot.message.add: 'Hello! Type /echo" in text
+    assert "<- imbot.v2.Command.answer: 'text'" in text
+    assert "<- imbot.v2.Command.answer: 'Hi! I am the echo bot." in text
+    assert "<- imbot.v2.Chat.Message.send: 'Hi! I am the echo bot." in text
+    assert "<- imbot.v2.Chat.Message.send: 'Hello! Type /echo" in text
     bot = Bot.objects.get()
     assert (bot.api, bot.event_mode) == ("v2", "fetch")
     state = BotFetchState.objects.get(bot=bot)
@@ -40,7 +40,9 @@ def test_fetch_mode_answers_with_nothing_served_but_the_fake() -> None:
         "ONIMBOTV2JOINCHAT",
     }
     assert set(Event.objects.values_list("status", flat=True)) == {Event.Status.PROCESSED}
-    assert Message.objects.filter(direction="out").count() == 4
+    # The two Chat.Message.send replies are stored; a v2 Command.answer returns true, not a
+    # message id, so the two command answers leave no outgoing Message row.
+    assert Message.objects.filter(direction="out").count() == 2
 
 
 def test_the_simulated_portal_is_removed_afterwards() -> None:
@@ -66,7 +68,7 @@ def test_webhook_mode_posts_form_encoded_v2_events(live_server: Any, settings: A
 
     text = out.getvalue()
     assert "-> /echo text (ONIMBOTV2COMMANDADD) posted: 200 accepted" in text
-    assert "<- imbot.command.answer: 'text'" in text
-    assert "<- imbot.message.add: 'Hello! Type /echo" in text
+    assert "<- imbot.v2.Command.answer: 'text'" in text
+    assert "<- imbot.v2.Chat.Message.send: 'Hello! Type /echo" in text
     assert Bot.objects.get().event_mode == "webhook"
     assert not BotFetchState.objects.exists()

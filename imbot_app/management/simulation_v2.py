@@ -64,17 +64,14 @@ def install(fake: FakeBitrix24, mode: str) -> V2EventFactory:
     Bot.objects.filter(portal__member_id=events.member_id, bot_id=events.bot_id).update(
         api="v2", event_mode=mode
     )
-    # The v1 reply methods the context objects use look the bot up on the v1 side.
-    fake.add_bot(events.member_id, events.bot_id, DEMO_CODE)
     return events
 
 
 def event_for(fake: FakeBitrix24, events: V2EventFactory, step: Step) -> V2Event:
     group = step.chat_id is not None
     if step.kind == COMMAND:
-        # Known to the fake, so that the (v1) imbot.command.answer finds it.
-        command_id = fake.next_id()
-        fake.add_command(events.member_id, events.bot_id, step.command, command_id)
+        # Known to the fake, so that imbot.v2.Command.answer finds it.
+        command_id = fake.v2.add_command(events.member_id, events.bot_id, step.command)
         return events.command_add(step.command, step.text, command_id=command_id, group=group)
     if step.kind == JOIN:
         return events.join_chat(group=group)

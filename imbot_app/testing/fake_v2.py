@@ -168,6 +168,22 @@ class FakeV2(ChatMethods):
             )
             return new_id
 
+    def add_command(self, member_id: str, bot_id: int, command: str) -> int:
+        """A command ``/command`` of the bot the portal already has; returns its id."""
+        with self.fake._lock:
+            command_id = self.fake.next_id()
+            self._commands[(member_id, command_id)] = {
+                "id": command_id,
+                "botId": bot_id,
+                "command": "/" + command.lstrip("/"),
+                "common": False,
+                "hidden": False,
+                "extranetSupport": False,
+                "title": {"en": command},
+                "params": {},
+            }
+            return command_id
+
     def enqueue(
         self, member_id: str, bot_id: int, type: str, data: dict[str, Any], *, date: str = ""
     ) -> int:
