@@ -9,8 +9,9 @@ protocols below, so this layer imports nothing above it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
+from imbot_app.protocol.declarations import BotDeclaration, CommandDeclaration
 from imbot_app.protocol.outcomes import Deleted, Edited, Outcome, Written
 
 Call = tuple[str, dict[str, Any]]
@@ -37,31 +38,6 @@ STEP_METHODS: dict[str, tuple[str, ...]] = {
     "unregister command": ("imbot.command.unregister",),
     "bind event": ("event.bind",),
 }
-
-
-class BotDeclaration(Protocol):
-    """What a bot declaration (``lifecycle.specs.BotSpec``) offers this module."""
-
-    code: str
-    type: str
-    openline: bool
-    message_edits: bool
-
-    @property
-    def edits_bound_at_registration(self) -> bool: ...
-
-    def properties_payload(self) -> dict[str, str]: ...
-
-
-class CommandDeclaration(Protocol):
-    """What a command declaration (``lifecycle.specs.CommandSpec``) offers this module."""
-
-    command: str
-    common: bool
-    hidden: bool
-    extranet: bool
-
-    def lang(self) -> list[dict[str, str]]: ...
 
 
 def _yn(flag: bool) -> str:

@@ -14,8 +14,9 @@ inbound-webhook portal ("" on OAuth portals, where the application owns the bot)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
+from imbot_app.protocol.declarations import BotDeclaration, CommandDeclaration
 from imbot_app.protocol.v2 import methods
 
 Call = tuple[str, dict[str, Any]]
@@ -39,28 +40,6 @@ STEP_METHODS: dict[str, tuple[str, ...]] = {
 
 #: v1 TYPE letters -> v2 types (H, "human-like", has none: declarations refuse it).
 TYPES = {"B": "bot", "O": "openline", "S": "supervisor"}
-
-
-class BotDeclaration(Protocol):
-    code: str
-    type: str
-    openline: bool
-    event_mode: str
-
-    def properties_payload(self) -> dict[str, str]: ...
-
-
-class CommandDeclaration(Protocol):
-    command: str
-    common: bool
-    hidden: bool
-    extranet: bool
-
-    @property
-    def titles(self) -> Mapping[str, str]: ...
-
-    @property
-    def params_texts(self) -> Mapping[str, str]: ...
 
 
 def properties(spec: BotDeclaration) -> dict[str, str]:
