@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from imbot_app.management.timespec import parse_duration, parse_moment
 
@@ -27,3 +27,10 @@ def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
 
 duration = argument_type(parse_duration)
 moment = argument_type(parse_moment)
+
+
+def repeatable(
+    parser: argparse.ArgumentParser, flag: str, dest: str, help: str, **extra: Any
+) -> None:
+    """An option that may be given many times; absent, it is an empty list."""
+    parser.add_argument(flag, dest=dest, action="append", default=[], help=help, **extra)

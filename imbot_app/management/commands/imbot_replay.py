@@ -30,7 +30,7 @@ from imbot_app.dispatch.replay import (
     replay_chunk,
     would_run,
 )
-from imbot_app.management.commands._arguments import moment
+from imbot_app.management.commands._arguments import moment, repeatable
 from imbot_app.management.commands._quiet import tracebacks_only_when_verbose
 from imbot_app.management.commands._wording import plural
 from imbot_app.management.progress import ProgressBar
@@ -39,37 +39,32 @@ from imbot_app.models import Event
 MAX_FAILURES_SHOWN = 20
 
 
-def _repeatable(parser: CommandParser, flag: str, dest: str, help: str, **extra: Any) -> None:
-    """A filter option that may be given many times; absent, it is an empty list (no filter)."""
-    parser.add_argument(flag, dest=dest, action="append", default=[], help=help, **extra)
-
-
 class Command(BaseCommand):
     help = "Run the handlers of stored events again (failed and unfinished ones by default)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        _repeatable(parser, "--id", "ids", "an event id (repeatable)", type=int, metavar="ID")
+        repeatable(parser, "--id", "ids", "an event id (repeatable)", type=int, metavar="ID")
         parser.add_argument(
             "--since",
             type=moment,
             help="received at or after: 2h, 3d, 2025-03-01, 2025-03-01T10:30",
         )
         parser.add_argument("--until", type=moment, help="received before (same formats)")
-        _repeatable(
+        repeatable(
             parser,
             "--event",
             "names",
             "Bitrix24 event name, e.g. ONIMBOTMESSAGEADD (repeatable)",
             metavar="NAME",
         )
-        _repeatable(
+        repeatable(
             parser,
             "--portal",
             "member_ids",
             "the portal's member_id (repeatable)",
             metavar="MEMBER_ID",
         )
-        _repeatable(
+        repeatable(
             parser,
             "--status",
             "statuses",

@@ -40,6 +40,7 @@ from django.db import DatabaseError
 
 from imbot_app.lifecycle.bots import declared_bots
 from imbot_app.lifecycle.specs import DeclarationError
+from imbot_app.management.commands._arguments import repeatable
 from imbot_app.management.commands._simulated_server import port_in_use_message, served_project
 from imbot_app.management.simulation import (
     COMMAND,
@@ -77,21 +78,19 @@ class Command(BaseCommand):
             metavar="PORT",
             help="start this project's server on PORT, trusting the fake, and talk to it",
         )
-        parser.add_argument(
+        repeatable(
+            parser,
             "--command",
-            dest="commands",
-            action="append",
-            default=[],
+            "commands",
+            'send this command, e.g. "/weather berlin" (repeatable)',
             metavar='"/WORD PARAMS"',
-            help='send this command, e.g. "/weather berlin" (repeatable)',
         )
-        parser.add_argument(
+        repeatable(
+            parser,
             "--message",
-            dest="messages",
-            action="append",
-            default=[],
+            "messages",
+            "send this private message (repeatable)",
             metavar="TEXT",
-            help="send this private message (repeatable)",
         )
         parser.add_argument(
             "--api", choices=("v1", "v2"), default="v1", help="chat-bot API (default v1)"
