@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from databases import throwaway_database
+from databases import bench_project
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,25 +50,8 @@ def main() -> None:
 
     # (IMBOT_BENCH_FETCH_DB: another name, when two checkouts bench on one server at once.)
     name = os.environ.get("IMBOT_BENCH_FETCH_DB", "imbot_bench_fetch")
-    with throwaway_database(args.database, name) as url:
-        os.environ["DATABASE_URL"] = url
-        os.environ["DEBUG"] = "False"
-        os.environ.setdefault("SECRET_KEY", "bench-only")
-        os.environ["IMBOT_SENDER"] = "imbot_app.outbound.calls.PendingSender"
-        os.environ["IMBOT_DISPATCH"] = "inline"
-        os.environ["IMBOT_LOG_LEVEL"] = "WARNING"
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+    with bench_project(args.database, name):
         run(args)
-        from django.db import connections
-
-        connections.close_all()
 
 
 def _queue(fake: Any, events: Any, count: int) -> None:

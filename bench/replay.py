@@ -31,23 +31,18 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import os
 import pstats
 import resource
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from databases import bench_project
+
 ROOT = Path(__file__).resolve().parent.parent
-PG_SERVER = "postgres://postgres@127.0.0.1:5432/"
 PG_DATABASE = "imbot_bench_replay"
-PG_MAINTENANCE_DATABASE = "postgres"  # only used to CREATE / DROP the bench database
 TARGET_PER_SECOND = 1000
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 GENERIC_EVENT = "ONBENCHNOOP"
@@ -66,25 +61,8 @@ def main() -> None:
     parser.add_argument("--profile", type=int, metavar="N", default=0, help="top N functions")
     args = parser.parse_args()
 
-    with throwaway_database(args.database) as url:
-        os.environ["DATABASE_URL"] = url
-        os.environ["DEBUG"] = "False"
-        os.environ.setdefault("SECRET_KEY", "bench-only")
-        os.environ["IMBOT_SENDER"] = "imbot_app.outbound.calls.PendingSender"
-        os.environ["IMBOT_DISPATCH"] = "inline"
-        os.environ["IMBOT_LOG_LEVEL"] = "WARNING"
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+    with bench_project(args.database, PG_DATABASE):
         run(args)
-        from django.db import connections
-
-        connections.close_all()
 
 
 def run(args: argparse.Namespace) -> None:
@@ -287,37 +265,6 @@ def print_profile(profiler: cProfile.Profile, top: int) -> None:
         body = out.getvalue()
         print(f"\nwhere the time goes (cProfile; {title}):")
         print(body[body.find("   ncalls") :].replace(str(ROOT) + "/", ""))
-
-
-# ------------------------------------------------------------------------------ databases
-
-
-@contextmanager
-def throwaway_database(database: str) -> Iterator[str]:
-    """A DATABASE_URL for a fresh, empty database, removed afterwards."""
-    if database == "sqlite":
-        folder = tempfile.mkdtemp(prefix="imbot-bench-replay-")
-        try:
-            yield f"sqlite:///{Path(folder) / 'bench.sqlite3'}"
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    _pg_recreate(create=True)
-    try:
-        yield f"{PG_SERVER}{PG_DATABASE}"
-    finally:
-        _pg_recreate(create=False)
-
-
-def _pg_recreate(*, create: bool) -> None:
-    import psycopg
-    from psycopg import sql
-
-    name = sql.Identifier(PG_DATABASE)
-    with psycopg.connect(PG_SERVER + PG_MAINTENANCE_DATABASE, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        if create:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
 
 
 if __name__ == "__main__":

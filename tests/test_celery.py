@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
@@ -31,6 +30,8 @@ from imbot_app.dispatch.claims import worker_name
 from imbot_app.dispatch.hooks import enqueue
 from imbot_app.models import Event, HandlerRun
 from imbot_app.testing import EventFactory, post_event
+
+from .worker_kit import database_url
 
 redis = pytest.importorskip("redis")
 pytest.importorskip("celery")
@@ -56,25 +57,6 @@ def _broker() -> Any:
     except redis.RedisError as exc:
         pytest.skip(f"no Redis at {django_settings.CELERY_BROKER_URL}: {exc}")
     return client
-
-
-def database_url() -> str:
-    """The test database as a DATABASE_URL another process can open."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        name = str(db["NAME"])
-        if name == ":memory:" or "mode=memory" in name:
-            pytest.skip("the SQLite test database is in memory; no other process can open it")
-        # A short busy timeout, so a locked database is an error the task retries.
-        return f"sqlite:///{Path(name).resolve()}?timeout=1"
-    user = quote(str(db.get("USER") or ""), safe="")
-    password = quote(str(db.get("PASSWORD") or ""), safe="")
-    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    name = quote(str(db["NAME"]), safe="")
-    # Likewise: a table lock held longer than a second is an error the task retries.
-    return f"postgres://{credentials}{host}:{port}/{name}?options=-c%20lock_timeout%3D1000"
 
 
 class Worker:
@@ -182,7 +164,7 @@ def workers(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> 
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "project.settings",
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": database_url(short_locks=True),
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
         "CELERY_BROKER_TRANSPORT_OPTIONS": json.dumps(TRANSPORT_OPTIONS),
         "IMBOT_HANDLER_MODULES": "tests.celery_handlers",

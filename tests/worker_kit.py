@@ -20,20 +20,25 @@ READY_TIMEOUT = 45.0
 EVENT_TIMEOUT = 60.0
 
 
-def database_url() -> str:
-    """The test database as a DATABASE_URL another process can open."""
+def database_url(*, short_locks: bool = False) -> str:
+    """The test database as a DATABASE_URL another process can open.
+
+    ``short_locks``: a lock held longer than a second is an error, not a wait (the Celery
+    tests want a locked database to be an error their task retries).
+    """
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
         name = str(db["NAME"])
         if name == ":memory:" or "mode=memory" in name:
             pytest.skip("the SQLite test database is in memory; no other process can open it")
-        return f"sqlite:///{Path(name).resolve()}"
+        return f"sqlite:///{Path(name).resolve()}" + ("?timeout=1" if short_locks else "")
     user = quote(str(db.get("USER") or ""), safe="")
     password = quote(str(db.get("PASSWORD") or ""), safe="")
     credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
     host = db.get("HOST") or "127.0.0.1"
     port = db.get("PORT") or 5432
-    return f"postgres://{credentials}{host}:{port}/{quote(str(db['NAME']), safe='')}"
+    url = f"postgres://{credentials}{host}:{port}/{quote(str(db['NAME']), safe='')}"
+    return url + ("?options=-c%20lock_timeout%3D1000" if short_locks else "")
 
 
 class WorkerProcess:
