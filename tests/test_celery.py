@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from imbot_app.dispatch.hooks import enqueue
 from imbot_app.models import Event, HandlerRun
 from imbot_app.testing import EventFactory, post_event
 
-from .worker_kit import database_url
+from .worker_kit import ChildProcess, database_url
 
 redis = pytest.importorskip("redis")
 pytest.importorskip("celery")
@@ -59,8 +58,10 @@ def _broker() -> Any:
     return client
 
 
-class Worker:
+class Worker(ChildProcess):
     """One ``celery -A project worker`` subprocess with its own log file."""
+
+    stop_timeout = 10.0
 
     def __init__(self, queue: str, env: dict[str, str], log_dir: Path, index: int) -> None:
         self.name = f"imbot-test-{uuid.uuid4().hex[:8]}-{index}"
@@ -116,21 +117,6 @@ class Worker:
             time.sleep(0.1)
         self.stop()
         pytest.fail(f"worker not ready after {timeout}s:\n{self.log()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no warm shutdown, no acknowledgement, no cleanup."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
 
 class Workers:

@@ -41,7 +41,29 @@ def database_url(*, short_locks: bool = False) -> str:
     return url + ("?options=-c%20lock_timeout%3D1000" if short_locks else "")
 
 
-class WorkerProcess:
+class ChildProcess:
+    """A subprocess a test started: SIGKILL it, or stop it politely and SIGKILL if it lingers."""
+
+    process: subprocess.Popen[bytes] | None = None
+    stop_timeout = 15.0
+
+    def kill(self) -> None:
+        """SIGKILL: no warm shutdown, no acknowledgement, no cleanup."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class WorkerProcess(ChildProcess):
     """One ``python manage.py <command> ...`` subprocess with its own log file."""
 
     def __init__(
@@ -92,20 +114,6 @@ class WorkerProcess:
     def signal(self, signum: int) -> None:
         assert self.process is not None
         os.kill(self.process.pid, signum)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
 
 def wait_for(check: Callable[[], bool], what: str, *logs: WorkerProcess) -> None:
